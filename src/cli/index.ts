@@ -1,0 +1,160 @@
+/**
+ * The floodgate command. Reads the environment (and ./.env) once, here, and hands a frozen
+ * Config to everything else. A bad configuration ends with a message naming each bad variable
+ * and exit code 2, never a stack trace.
+ */
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Command } from 'commander';
+import dotenv from 'dotenv';
+import { ConfigError, configReferenceMarkdown, loadConfig, type Config } from '../config/schema.js';
+import { CLI_CONTEXT } from '../kernel/context.js';
+import { createFloodgate, createLogger, createServices } from '../main.js';
+import { openStorage } from '../storage/database.js';
+import { migrateToLatest } from '../storage/migrator.js';
+
+function env(): Record<string, string | undefined> {
+  const merged: Record<string, string | undefined> = {};
+  if (existsSync('.env')) Object.assign(merged, dotenv.parse(readFileSync('.env')));
+  return { ...merged, ...process.env };
+}
+
+function config(): Config {
+  try {
+    return loadConfig(env());
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`floodgate: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+function fail(e: unknown): never {
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`floodgate: ${msg}\n`);
+  process.exit(1);
+}
+
+const program = new Command();
+program.name('floodgate').description('Self-hosted account security that cannot be turned into a flood.').showHelpAfterError();
+
+program
+  .command('serve')
+  .description('Run the HTTP API, hosted pages and (by default) the courier. Configured by FLOODGATE_* variables.')
+  .action(async () => {
+    const cfg = config();
+    const logger = createLogger(cfg);
+    let fg;
+    try {
+      fg = await createFloodgate(cfg, { logger });
+    } catch (e) {
+      fail(e);
+    }
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests and the current courier batch');
+      const force = setTimeout(() => {
+        logger.error('shutdown took longer than 20 s; exiting');
+        process.exit(1);
+      }, 20_000);
+      force.unref();
+      await fg.close();
+      logger.info('stopped');
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+    try {
+      await fg.app.listen({ port: cfg.port, host: cfg.host });
+    } catch (e) {
+      await fg.close().catch(() => {});
+      fail(e);
+    }
+    const addr = fg.app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
+    logger.info({ listen: `http://${cfg.host}:${port}`, publicUrl: cfg.publicUrl, database: cfg.database.kind, courier: cfg.courier }, `Floodgate is serving on http://${cfg.host}:${port} (public URL ${cfg.publicUrl})`);
+  });
+
+program
+  .command('migrate')
+  .description('Apply pending database migrations (serve also does this on start).')
+  .action(async () => {
+    const cfg = config();
+    try {
+      const storage = await openStorage(cfg.database, { migrate: false });
+      const applied = await migrateToLatest(storage.db);
+      await storage.close();
+      process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+const users = program.command('users').description('Manage user accounts.');
+users
+  .command('import')
+  .argument('<file>', 'NDJSON file: one {"email", "password" | "passwordHash", "emailVerified"} per line ("-" for standard input)')
+  .description('Import users; per-line errors are reported with line numbers, nothing is half-written.')
+  .action(async (file: string) => {
+    const cfg = config();
+    try {
+      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+      const input = file === '-' ? process.stdin : createReadStream(file);
+      const report = await s.accounts.importLines(createInterface({ input, crlfDelay: Infinity }), CLI_CONTEXT, 'cli');
+      await s.storage.close();
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      process.exitCode = report.failed ? 1 : 0;
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+const operators = program.command('operators').description('Manage operator tokens for the admin API.');
+operators
+  .command('create')
+  .argument('<name>', 'operator name (letters, digits, . _ @ -)')
+  .description('Create a named operator token; it is printed once and only its hash is stored.')
+  .action(async (name: string) => {
+    const cfg = config();
+    try {
+      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+      const { token } = await s.operators.create(name);
+      await s.storage.close();
+      process.stdout.write(`${token}\n`);
+    } catch (e) {
+      fail(e);
+    }
+  });
+operators
+  .command('revoke')
+  .argument('<name>', 'operator name')
+  .description('Revoke a named operator token.')
+  .action(async (name: string) => {
+    const cfg = config();
+    try {
+      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+      const ok = await s.operators.revoke(name);
+      await s.storage.close();
+      process.stdout.write(ok ? `revoked ${name}\n` : `no live operator named ${name}\n`);
+      process.exitCode = ok ? 0 : 1;
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+program
+  .command('config')
+  .description('Print the configuration reference (Markdown), or check the current environment with --check.')
+  .option('--check', 'validate the current environment and exit')
+  .action((opts: { check?: boolean }) => {
+    if (opts.check) {
+      config();
+      process.stdout.write('configuration is valid\n');
+    } else process.stdout.write(configReferenceMarkdown() + '\n');
+  });
+
+await program.parseAsync(process.argv);

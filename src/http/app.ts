@@ -1,0 +1,124 @@
+/**
+ * buildApp(services) -> Fastify instance, separate from listen() so tests use inject().
+ * Security posture: bodies capped (64 KiB, imports streamed with their own cap), unknown fields
+ * and wrong types refused (no coercion, no silent stripping), helmet headers and a CSP without
+ * inline script, request ids on every answer, nothing secret in logs.
+ */
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import helmet from '@fastify/helmet';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { randomBytes } from 'node:crypto';
+import { AppError } from '../kernel/errors.js';
+import type { Services } from '../services.js';
+import { sendProblem, toAppError } from './problem.js';
+import { accountsRoutes } from '../modules/accounts/routes.js';
+import { sessionsRoutes } from '../modules/sessions/routes.js';
+import { incidentsRoutes } from '../modules/incidents/routes.js';
+
+export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
+
+export const BODY_LIMIT = 64 * 1024;
+
+/** Extra route plugins (later modules register through this list in main.ts). */
+export type RoutePlugin = (app: App, services: Services) => void | Promise<void>;
+
+export async function buildApp(services: Services, plugins: RoutePlugin[] = []): Promise<App> {
+  const { config, metrics } = services;
+  const app = Fastify({
+    loggerInstance: services.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: config.trustProxy.length ? [...config.trustProxy] : false,
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => randomBytes(9).toString('base64url'),
+    requestIdHeader: false,
+    return503OnClosing: true,
+    connectionTimeout: 30_000,
+    requestTimeout: 60_000,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    routerOptions: { maxParamLength: 200 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  // Access log without bodies, queries or headers: nothing secret, no emails.
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const status = reply.statusCode;
+    metrics.httpRequests.inc({ method: req.method, route, status: String(status) });
+    metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    req.log.info({ method: req.method, route, status, ms: Math.round(reply.elapsedTime * 10) / 10, ip: req.ip }, 'request');
+  });
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+        workerSrc: ["'self'", 'blob:'],
+        fontSrc: ["'self'"],
+        upgradeInsecureRequests: config.publicUrl.startsWith('https:') ? [] : null,
+      },
+    },
+    strictTransportSecurity: config.publicUrl.startsWith('https:') ? { maxAge: 31536000, includeSubDomains: true } : false,
+    referrerPolicy: { policy: 'no-referrer' },
+    crossOriginEmbedderPolicy: false,
+  });
+  await app.register(cookie);
+  await app.register(formbody, { bodyLimit: BODY_LIMIT });
+
+  // NDJSON imports arrive as a stream; the route reads it line by line with its own byte cap.
+  app.addContentTypeParser('application/x-ndjson', { bodyLimit: 512 * 1024 * 1024 }, (_req, payload, done) => done(null, payload));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Floodgate API', version: '1', description: 'Account security: sign-up, sign-in, sessions, MFA, password recovery and notifications that cannot be turned into a flood. Errors are application/problem+json (RFC 9457).' },
+      servers: [{ url: config.publicUrl }],
+      components: {
+        securitySchemes: {
+          session: { type: 'http', scheme: 'bearer', description: 'Session token from POST /api/v1/sessions (or the floodgate_session cookie)' },
+          operator: { type: 'http', scheme: 'bearer', description: 'FLOODGATE_ADMIN_TOKEN or a token from `floodgate operators create`' },
+        },
+      },
+    },
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const appErr = toAppError(err);
+    if (appErr) return sendProblem(reply, req, appErr);
+    req.log.error({ err, reqId: req.id }, 'unhandled error');
+    return sendProblem(reply, req, new AppError('internal', 'Something went wrong on our side. The request id identifies it in the logs.'));
+  });
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, req, new AppError('not_found', `No route for ${req.method} ${req.url.split('?')[0]!.slice(0, 100)}`)));
+
+
+  app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('cache-control', 'no-store');
+    return { status: 'ok' };
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await accountsRoutes(app, services);
+  await sessionsRoutes(app, services);
+  await incidentsRoutes(app, services);
+  for (const p of plugins) await p(app, services);
+  return app;
+}
+
+export type { FastifyReply, FastifyRequest };

@@ -1,0 +1,23 @@
+/**
+ * Prometheus metrics, one registry per service instance (tests build many apps in one process).
+ * Domain counters live here so every module increments the same names.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpRequests = new Counter({ name: 'floodgate_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['method', 'route', 'status'] as const, registers: [this.registry] });
+  readonly httpDuration = new Histogram({ name: 'floodgate_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry] });
+  readonly signIns = new Counter({ name: 'floodgate_signins_total', help: 'Sign-in attempts by outcome', labelNames: ['outcome'] as const, registers: [this.registry] });
+  readonly signUps = new Counter({ name: 'floodgate_signups_total', help: 'Sign-up requests (new and existing addresses alike)', registers: [this.registry] });
+  readonly resetRequests = new Counter({ name: 'floodgate_password_reset_requests_total', help: 'Password reset requests by decision', labelNames: ['decision'] as const, registers: [this.registry] });
+  readonly messages = new Counter({ name: 'floodgate_messages_total', help: 'Outbox messages by type, channel and event (queued, sent, failed, held, discarded, retried)', labelNames: ['type', 'channel', 'event'] as const, registers: [this.registry] });
+  readonly outboxDepth = new Gauge({ name: 'floodgate_outbox_depth', help: 'Messages waiting in the outbox by state', labelNames: ['state'] as const, registers: [this.registry] });
+  readonly outboxOldestAge = new Gauge({ name: 'floodgate_outbox_oldest_age_seconds', help: 'Age of the oldest queued message', registers: [this.registry] });
+  readonly guardMode = new Gauge({ name: 'floodgate_guard_mode', help: 'Guard mode per flow (0 normal, 1 challenge, 2 hold)', labelNames: ['flow'] as const, registers: [this.registry] });
+  readonly guardDecisions = new Counter({ name: 'floodgate_guard_decisions_total', help: 'Guard decisions per flow', labelNames: ['flow', 'decision'] as const, registers: [this.registry] });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'floodgate_' });
+  }
+}

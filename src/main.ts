@@ -1,0 +1,97 @@
+/**
+ * Composition root: config -> adapters -> services -> HTTP app and courier. The only place that
+ * wires concrete implementations; nothing below reads process.env.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pino, { type Logger } from 'pino';
+import { decodeKey, type Config } from './config/schema.js';
+import { systemClock, type Clock } from './kernel/clock.js';
+import { SecretBox } from './kernel/crypto.js';
+import { Metrics } from './kernel/metrics.js';
+import { openStorage, type Storage } from './storage/database.js';
+import { AccountsService, noBreachedList, PasswordHasher, type BreachedPasswords } from './modules/accounts/index.js';
+import { SecurityEvents } from './modules/incidents/index.js';
+import { Outbox } from './modules/notifications/index.js';
+import { OperatorsService } from './modules/operators/index.js';
+import { noSecondFactor, noThrottle, SessionsService, SignInFlow } from './modules/sessions/index.js';
+import { buildApp, type App } from './http/app.js';
+import type { Services } from './services.js';
+
+export interface CreateOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Open this storage instead of config.database (tests pass a per-test PostgreSQL schema). */
+  storage?: Storage;
+  metrics?: Metrics;
+  hasher?: PasswordHasher;
+  breached?: BreachedPasswords;
+}
+
+export function createLogger(config: Config): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { service: 'floodgate' },
+    // Defence in depth: these never reach a log line even if someone logs a request or a body.
+    redact: {
+      paths: ['password', 'token', 'otp', 'secret', '*.password', '*.token', '*.otp', '*.secret', 'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'body'],
+      censor: '[redacted]',
+    },
+  });
+}
+
+/** The key that seals secrets at rest: from config, or generated once into the data directory. */
+export function loadSecretKey(config: Config): Buffer {
+  if (config.secretKey) return decodeKey(config.secretKey)!;
+  const file = join(config.dataDir, 'secret.key');
+  if (existsSync(file)) {
+    const k = decodeKey(readFileSync(file, 'utf8'));
+    if (!k) throw new Error(`${file} does not hold a 32-byte key; remove it only if nothing was sealed with it`);
+    return k;
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(file, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return key;
+}
+
+export async function createServices(config: Config, opts: CreateOptions = {}): Promise<Services> {
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createLogger(config);
+  const storage = opts.storage ?? (await openStorage(config.database));
+  const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
+  const box = new SecretBox(loadSecretKey(config));
+  const events = new SecurityEvents(clock);
+  const outbox = new Outbox(clock, box);
+  const hasher = opts.hasher ?? new PasswordHasher();
+  const db = storage.db;
+  const accounts = new AccountsService({ db, clock, hasher, breached: opts.breached ?? noBreachedList, events, outbox, publicUrl: config.publicUrl });
+  const sessions = new SessionsService({ db, clock, events, idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs });
+  const signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: noThrottle, secondFactor: noSecondFactor, observers: [] });
+  const operators = new OperatorsService(db, clock, config.adminToken);
+  return { config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators };
+}
+
+export interface Floodgate {
+  services: Services;
+  app: App;
+  close(): Promise<void>;
+}
+
+export async function createFloodgate(config: Config, opts: CreateOptions = {}): Promise<Floodgate> {
+  const services = await createServices(config, opts);
+  const app = await buildApp(services);
+  let closed = false;
+  return {
+    services,
+    app,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      if (!opts.storage) await services.storage.close();
+    },
+  };
+}

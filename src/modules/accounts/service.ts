@@ -1,0 +1,297 @@
+/**
+ * Accounts: sign-up, operator creation and import, email verification, credential checks.
+ * Invariants:
+ * - sign-up answers the same whether or not the email exists, after the same work (one argon2id
+ *   hash either way); the owner of an existing address gets a notice instead of a second account;
+ * - verification tokens are `id.secret`, 256-bit secret, only sha256(secret) stored, single use,
+ *   30-minute expiry, replaced by a newer one;
+ * - a wrong password and an unknown email cost the same (dummy verification) and look the same.
+ */
+import type { Kysely } from 'kysely';
+import { MINUTE, type Clock } from '../../kernel/clock.js';
+import type { Cause, RequestContext } from '../../kernel/context.js';
+import { mintToken, parseToken, secretMatches } from '../../kernel/crypto.js';
+import { isPlausibleEmail, normalizeEmail } from '../../kernel/email.js';
+import { AppError } from '../../kernel/errors.js';
+import { newId } from '../../kernel/ids.js';
+import type { Database, Db } from '../../storage/schema.js';
+import type { SecurityEvents } from '../incidents/index.js';
+import type { Outbox } from '../notifications/index.js';
+import { isSupportedHash, MAX_PASSWORD_BYTES, type PasswordHasher } from './password-hasher.js';
+import { checkPassword, PASSWORD_PROBLEM_TEXT, type BreachedPasswords } from './password-policy.js';
+import { accountsStore, type UserRow } from './store.js';
+
+export const VERIFICATION_TTL_MS = 30 * MINUTE;
+
+export interface AccountsDeps {
+  db: Kysely<Database>;
+  clock: Clock;
+  hasher: PasswordHasher;
+  breached: BreachedPasswords;
+  events: SecurityEvents;
+  outbox: Outbox;
+  publicUrl: string;
+}
+
+export interface NewUserInput {
+  email: string;
+  password?: string | undefined;
+  passwordHash?: string | undefined;
+  emailVerified?: boolean | undefined;
+}
+
+export interface ImportReport {
+  imported: number;
+  failed: number;
+  lines: number;
+  errors: { line: number; error: string }[];
+}
+
+export class AccountsService {
+  constructor(private readonly d: AccountsDeps) {}
+
+  /** Validates email and password; returns the normalised email or throws a 400. */
+  async validateNew(email: string, password: string): Promise<string> {
+    const normalized = normalizeEmail(email);
+    if (!isPlausibleEmail(normalized)) throw new AppError('invalid_request', 'Enter a valid email address.', { extra: { errors: [{ field: 'email', message: 'Enter a valid email address.' }] } });
+    const problem = await checkPassword(password, normalized, this.d.breached);
+    if (problem) throw new AppError('weak_password', PASSWORD_PROBLEM_TEXT[problem], { extra: { reason: problem, errors: [{ field: 'password', message: PASSWORD_PROBLEM_TEXT[problem] }] } });
+    return normalized;
+  }
+
+  /** Self-service sign-up. Same answer and same work whether or not the email exists. */
+  async signUp(email: string, password: string, ctx: RequestContext): Promise<void> {
+    const normalized = await this.validateNew(email, password);
+    const hash = await this.d.hasher.hash(password);
+    const now = this.d.clock.now();
+    const cause: Cause = { kind: 'anonymous', requestId: ctx.requestId, ip: ctx.ip };
+    await this.d.db.transaction().execute(async (trx) => {
+      const existing = await accountsStore.findByEmail(trx, normalized);
+      if (existing) {
+        await this.d.events.record(trx, 'account.signup_existing', existing.id, ctx);
+        // One notice per address per day at most, whatever the number of attempts.
+        const day = Math.floor(now / 86_400_000);
+        await this.d.outbox.enqueue(trx, {
+          type: 'signup_existing', channel: 'email', userId: existing.id, recipient: existing.email, cause,
+          data: { email: existing.email }, idempotencyKey: `signup_existing:${existing.id}:${day}`,
+        });
+        return;
+      }
+      const id = newId(now);
+      const inserted = await accountsStore.insert(trx, {
+        id, email: email.trim().normalize('NFC'), email_normalized: normalized, password_hash: hash, email_verified_at: null,
+        created_at: now, updated_at: now, password_changed_at: now, locked_at: null,
+      });
+      if (!inserted) return; // lost a race with a concurrent sign-up for the same address
+      await this.d.events.record(trx, 'account.created', id, ctx, { via: 'signup' });
+      await this.issueVerification(trx, id, email.trim().normalize('NFC'), cause);
+    });
+  }
+
+  private async issueVerification(db: Db, userId: string, email: string, cause: Cause): Promise<void> {
+    const now = this.d.clock.now();
+    const t = mintToken();
+    await accountsStore.insertVerification(db, { id: t.id, user_id: userId, secret_hash: t.secretHash, created_at: now, expires_at: now + VERIFICATION_TTL_MS });
+    await this.d.outbox.enqueue(db, {
+      type: 'verify_email', channel: 'email', userId, recipient: email, cause,
+      data: { email, expiresInMinutes: VERIFICATION_TTL_MS / MINUTE },
+      secret: { link: `${this.d.publicUrl}/verify?token=${t.token}` },
+      idempotencyKey: `verify_email:${userId}:${t.id}`,
+    });
+  }
+
+  /** Resend a verification mail. Always answered the same; sends only for unverified accounts. */
+  async resendVerification(email: string, ctx: RequestContext): Promise<void> {
+    const normalized = normalizeEmail(email);
+    if (!isPlausibleEmail(normalized)) return;
+    await this.d.db.transaction().execute(async (trx) => {
+      const user = await accountsStore.findByEmail(trx, normalized);
+      if (!user || user.email_verified_at !== null) return;
+      // Reuse, don't re-mail: while a token is live, no new mail at once.
+      const live = await accountsStore.liveVerification(trx, user.id, this.d.clock.now());
+      if (live && this.d.clock.now() - live.created_at < 5 * MINUTE) return;
+      await this.issueVerification(trx, user.id, user.email, { kind: 'anonymous', requestId: ctx.requestId, ip: ctx.ip });
+    });
+  }
+
+  /** Consume a verification token. false for bad, used or expired tokens (one generic answer). */
+  async verifyEmail(token: string, ctx: RequestContext): Promise<boolean> {
+    const parsed = parseToken(token);
+    if (!parsed) return false;
+    const now = this.d.clock.now();
+    return this.d.db.transaction().execute(async (trx) => {
+      const row = await accountsStore.findVerification(trx, parsed.id);
+      if (!row || !secretMatches(parsed.secret, row.secret_hash) || row.expires_at <= now) return false;
+      if (!(await accountsStore.consumeVerification(trx, row.id))) return false;
+      await accountsStore.markVerified(trx, row.user_id, now);
+      await this.d.events.record(trx, 'account.email_verified', row.user_id, ctx);
+      return true;
+    });
+  }
+
+  /** Operator creation of one user. 409 when the email is taken. */
+  async createByOperator(input: NewUserInput, ctx: RequestContext, operatorId: string): Promise<{ id: string; email: string }> {
+    const row = await this.prepareRow(input);
+    if (typeof row === 'string') throw new AppError(row.startsWith('password') ? 'weak_password' : 'invalid_request', row);
+    const inserted = await this.d.db.transaction().execute(async (trx) => {
+      if (!(await accountsStore.insert(trx, row))) return false;
+      await this.d.events.record(trx, 'account.created', row.id, ctx, { via: 'operator', operator: operatorId });
+      return true;
+    });
+    if (!inserted) throw new AppError('conflict', 'An account with this email already exists.');
+    return { id: row.id, email: row.email };
+  }
+
+  /** Validate and hash one new user; a string is the reason it was refused. */
+  private async prepareRow(input: NewUserInput): Promise<UserRow | string> {
+    if (typeof input.email !== 'string') return 'email is required';
+    const normalized = normalizeEmail(input.email);
+    if (!isPlausibleEmail(normalized)) return 'email is not a valid address';
+    let hash: string;
+    if (input.passwordHash !== undefined && input.password !== undefined) return 'give password or passwordHash, not both';
+    if (typeof input.passwordHash === 'string') {
+      if (input.passwordHash.length > 512 || !isSupportedHash(input.passwordHash)) return 'passwordHash must be argon2 PHC, bcrypt ($2a$/$2b$/$2y$) or scrypt PHC';
+      hash = input.passwordHash;
+    } else if (typeof input.password === 'string') {
+      const problem = await checkPassword(input.password, normalized, this.d.breached);
+      if (problem) return `password: ${PASSWORD_PROBLEM_TEXT[problem]}`;
+      hash = await this.d.hasher.hash(input.password);
+    } else return 'password or passwordHash is required';
+    const now = this.d.clock.now();
+    return {
+      id: newId(now), email: input.email.trim().normalize('NFC'), email_normalized: normalized, password_hash: hash,
+      email_verified_at: input.emailVerified ? now : null, created_at: now, updated_at: now, password_changed_at: now, locked_at: null,
+    };
+  }
+
+  /**
+   * Import NDJSON lines. Each line is atomic: it is written whole or reported with its line
+   * number; lines are committed in batches of up to 500 rows, one transaction per batch.
+   */
+  async importLines(lines: AsyncIterable<string>, ctx: RequestContext, operatorId: string): Promise<ImportReport> {
+    const report: ImportReport = { imported: 0, failed: 0, lines: 0, errors: [] };
+    const fail = (line: number, error: string) => {
+      report.failed++;
+      if (report.errors.length < 1000) report.errors.push({ line, error });
+    };
+    let batch: { line: number; input: NewUserInput }[] = [];
+    const flush = async () => {
+      const todo = batch;
+      batch = [];
+      if (!todo.length) return;
+      const prepared = await mapLimit(todo, 4, async (t) => ({ line: t.line, row: await this.prepareRow(t.input) }));
+      const seen = new Set<string>();
+      const rows: { line: number; row: UserRow }[] = [];
+      for (const p of prepared) {
+        if (typeof p.row === 'string') fail(p.line, p.row);
+        else if (seen.has(p.row.email_normalized)) fail(p.line, 'email appears twice in this import');
+        else {
+          seen.add(p.row.email_normalized);
+          rows.push({ line: p.line, row: p.row });
+        }
+      }
+      await this.d.db.transaction().execute(async (trx) => {
+        const taken = await accountsStore.existingEmails(trx, rows.map((r) => r.row.email_normalized));
+        const fresh = rows.filter((r) => {
+          if (taken.has(r.row.email_normalized)) fail(r.line, 'an account with this email already exists');
+          return !taken.has(r.row.email_normalized);
+        });
+        for (let i = 0; i < fresh.length; i += 100) {
+          const chunk = fresh.slice(i, i + 100);
+          await trx.insertInto('users').values(chunk.map((c) => c.row)).execute();
+        }
+        report.imported += fresh.length;
+      });
+    };
+    for await (const raw of lines) {
+      report.lines++;
+      const line = report.lines;
+      const text = raw.trim();
+      if (!text) continue;
+      if (Buffer.byteLength(text) > 4096) {
+        fail(line, 'line longer than 4096 bytes');
+        continue;
+      }
+      let obj: unknown;
+      try {
+        obj = JSON.parse(text);
+      } catch {
+        fail(line, 'not valid JSON');
+        continue;
+      }
+      const problem = importShapeProblem(obj);
+      if (problem) {
+        fail(line, problem);
+        continue;
+      }
+      batch.push({ line, input: obj as NewUserInput });
+      if (batch.length >= 500) await flush();
+    }
+    await flush();
+    await this.d.events.record(this.d.db, 'account.imported', null, ctx, { operator: operatorId, imported: report.imported, failed: report.failed });
+    return report;
+  }
+
+  /**
+   * Check credentials, after the same work for an unknown email as for a known one. `user` is the
+   * account the email names (null when none), `ok` whether the password matched. Upgrades legacy
+   * hashes on success.
+   */
+  async verifyCredentials(email: string, password: string, ctx: RequestContext): Promise<{ user: UserRow | null; ok: boolean }> {
+    const normalized = normalizeEmail(email);
+    const user = isPlausibleEmail(normalized) ? await accountsStore.findByEmail(this.d.db, normalized) : undefined;
+    if (!user || !user.password_hash || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) {
+      await this.d.hasher.verifyDummy(password);
+      return { user: user ?? null, ok: false };
+    }
+    const r = await this.d.hasher.verify(user.password_hash, password);
+    if (!r.ok) return { user, ok: false };
+    if (r.needsRehash) {
+      const upgraded = await this.d.hasher.hash(password);
+      await accountsStore.upgradeHash(this.d.db, user.id, user.password_hash, upgraded, this.d.clock.now());
+      await this.d.events.record(this.d.db, 'password.rehashed', user.id, ctx);
+    }
+    return { user, ok: true };
+  }
+
+  findByEmail(email: string): Promise<UserRow | undefined> {
+    const normalized = normalizeEmail(email);
+    return isPlausibleEmail(normalized) ? accountsStore.findByEmail(this.d.db, normalized) : Promise.resolve(undefined);
+  }
+
+  findById(id: string): Promise<UserRow | undefined> {
+    return accountsStore.findById(this.d.db, id);
+  }
+
+  /** Set a new password inside the caller's transaction (reset, change). Validation is the caller's. */
+  async setPassword(db: Db, userId: string, hash: string): Promise<void> {
+    await accountsStore.setPasswordHash(db, userId, hash, this.d.clock.now(), true);
+  }
+}
+
+const IMPORT_FIELDS = new Set(['email', 'password', 'passwordHash', 'emailVerified']);
+
+function importShapeProblem(obj: unknown): string | null {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return 'each line must be a JSON object';
+  for (const k of Object.keys(obj)) if (!IMPORT_FIELDS.has(k)) return `unknown field "${k.slice(0, 40)}"`;
+  const o = obj as Record<string, unknown>;
+  if (typeof o.email !== 'string' || o.email.length > 320) return 'email must be a string of at most 320 characters';
+  if (o.password !== undefined && (typeof o.password !== 'string' || o.password.length > 1024)) return 'password must be a string of at most 1024 characters';
+  if (o.passwordHash !== undefined && typeof o.passwordHash !== 'string') return 'passwordHash must be a string';
+  if (o.emailVerified !== undefined && typeof o.emailVerified !== 'boolean') return 'emailVerified must be a boolean';
+  return null;
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}

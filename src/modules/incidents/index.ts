@@ -1,0 +1,1 @@
+export { SecurityEvents, type SecurityEvent, type SecurityEventType } from './security-events.js';

@@ -1,0 +1,87 @@
+/**
+ * The security event log: append-only (no update or delete path exists in code). Events carry
+ * time, account, client address, device and request id, plus non-secret details. Later
+ * detectors read it to open incidents.
+ */
+import type { Clock } from '../../kernel/clock.js';
+import type { RequestContext } from '../../kernel/context.js';
+import { newId } from '../../kernel/ids.js';
+import type { Db } from '../../storage/schema.js';
+import { describeDevice } from '../sessions/device.js';
+
+export type SecurityEventType =
+  | 'account.created'
+  | 'account.signup_existing'
+  | 'account.email_verified'
+  | 'account.imported'
+  | 'account.locked'
+  | 'account.unlocked'
+  | 'signin.succeeded'
+  | 'signin.failed'
+  | 'signin.throttled'
+  | 'session.revoked'
+  | 'session.revoked_others'
+  | 'session.signed_out'
+  | 'password.changed'
+  | 'password.rehashed'
+  | 'password.reset_requested'
+  | 'password.reset_denied'
+  | 'password.reset_completed'
+  | 'mfa.totp_enrolled'
+  | 'mfa.totp_removed'
+  | 'mfa.recovery_code_used'
+  | 'mfa.passkey_added'
+  | 'mfa.passkey_removed'
+  | 'guard.mode_changed'
+  | 'operator.action';
+
+export interface SecurityEvent {
+  id: string;
+  type: string;
+  at: string;
+  ip: string | null;
+  device: string | null;
+  requestId: string | null;
+  data: Record<string, unknown>;
+}
+
+export class SecurityEvents {
+  constructor(private readonly clock: Clock) {}
+
+  async record(db: Db, type: SecurityEventType, userId: string | null, ctx: RequestContext | null, data: Record<string, unknown> = {}): Promise<void> {
+    const at = this.clock.now();
+    await db
+      .insertInto('security_events')
+      .values({
+        id: newId(at),
+        user_id: userId,
+        type,
+        at,
+        ip: ctx?.ip ?? null,
+        device: ctx?.userAgent ? describeDevice(ctx.userAgent) : null,
+        request_id: ctx?.requestId ?? null,
+        data: JSON.stringify(data),
+      })
+      .execute();
+  }
+
+  async listForUser(db: Db, userId: string, limit = 50, before?: string): Promise<SecurityEvent[]> {
+    let q = db.selectFrom('security_events').selectAll().where('user_id', '=', userId);
+    if (before) q = q.where('id', '<', before);
+    const rows = await q.orderBy('id', 'desc').limit(limit).execute();
+    return rows.map((r) => ({
+      id: r.id,
+      type: r.type,
+      at: new Date(Number(r.at)).toISOString(),
+      ip: r.ip,
+      device: r.device,
+      requestId: r.request_id,
+      data: JSON.parse(r.data) as Record<string, unknown>,
+    }));
+  }
+
+  async countSince(db: Db, type: SecurityEventType, sinceMs: number): Promise<number> {
+    const r = await db.selectFrom('security_events').select((eb) => eb.fn.countAll<number>().as('n')).where('type', '=', type).where('at', '>=', sinceMs).executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+}

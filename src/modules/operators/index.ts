@@ -1,0 +1,1 @@
+export { OperatorsService, BOOTSTRAP_OPERATOR, type Operator } from './service.js';

@@ -1,0 +1,34 @@
+import type { Db } from '../../storage/schema.js';
+import type { RequestContext } from '../../kernel/context.js';
+
+/**
+ * Port: per-account and per-source sign-in throttling (the guard implements it). Keys never
+ * reveal whether an account exists: the account key is the normalised email as typed.
+ */
+export interface SignInThrottle {
+  /** null: go ahead; a number: seconds to wait (answered 429 with Retry-After). */
+  check(emailKey: string, ctx: RequestContext): Promise<number | null>;
+  failed(emailKey: string, ctx: RequestContext): Promise<{ lockAccount: boolean }>;
+  succeeded(emailKey: string, ctx: RequestContext): Promise<void>;
+}
+
+export const noThrottle: SignInThrottle = {
+  check: async () => null,
+  failed: async () => ({ lockAccount: false }),
+  succeeded: async () => {},
+};
+
+/** Port: the second factor (the MFA module implements it). */
+export interface SecondFactor {
+  /** Whether the account must present a second factor. */
+  required(userId: string): Promise<boolean>;
+  /** Verify an OTP (TOTP or recovery code); single use. Returns the method used, or null. */
+  verify(db: Db, userId: string, otp: string, ctx: RequestContext): Promise<'totp' | 'recovery_code' | null>;
+}
+
+export const noSecondFactor: SecondFactor = { required: async () => false, verify: async () => null };
+
+/** Port: what happens after a successful sign-in inside its transaction (new-device notice...). */
+export interface SignInObserver {
+  signedIn(db: Db, userId: string, email: string, session: { id: string; device: string; newDevice: boolean }, ctx: RequestContext): Promise<void>;
+}

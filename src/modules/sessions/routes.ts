@@ -1,0 +1,68 @@
+import { Type } from 'typebox';
+import type { App } from '../../http/app.js';
+import { requireUser } from '../../http/auth.js';
+import { ctxOf, SESSION_COOKIE } from '../../http/context.js';
+import { Email, Password, problems } from '../../http/schemas.js';
+import { AppError } from '../../kernel/errors.js';
+import type { Services } from '../../services.js';
+
+const SessionSchema = Type.Object({
+  id: Type.String(), current: Type.Boolean(), device: Type.String(), ip: Type.Union([Type.String(), Type.Null()]),
+  authMethod: Type.String(), createdAt: Type.String(), lastSeenAt: Type.String(), expiresAt: Type.String(),
+});
+
+export async function sessionsRoutes(app: App, s: Services): Promise<void> {
+  const secure = s.config.publicUrl.startsWith('https:');
+
+  app.post('/api/v1/sessions', {
+    schema: {
+      tags: ['sessions'], summary: 'Sign in',
+      description: 'One generic 401 for any wrong credential; `mfa_required` (401) only after a correct password, then repeat with `otp`. 429 with Retry-After when throttled. Sets the floodgate_session cookie (HttpOnly, SameSite=Lax, Secure on https).',
+      body: Type.Object({ email: Email, password: Password, otp: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) }, { additionalProperties: false }),
+      response: { 201: Type.Object({ token: Type.String(), expiresAt: Type.String(), sessionId: Type.String() }), ...problems(400, 401, 429) },
+    },
+  }, async (req, reply) => {
+    const r = await s.signIn.signIn(req.body, ctxOf(req));
+    reply.setCookie(SESSION_COOKIE, r.token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
+    reply.header('cache-control', 'no-store');
+    return reply.code(201).send({ token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), sessionId: r.sessionId });
+  });
+
+  app.get('/api/v1/sessions', {
+    schema: { tags: ['sessions'], summary: 'List my live sessions', security: [{ session: [] }], response: { 200: Type.Object({ sessions: Type.Array(SessionSchema) }), ...problems(401) } },
+  }, async (req) => {
+    const p = await requireUser(s, req);
+    return { sessions: await s.sessions.list(p.userId, p.session.id) };
+  });
+
+  app.delete('/api/v1/sessions/:id', {
+    schema: {
+      tags: ['sessions'], summary: 'Revoke one of my sessions (use `current` to sign out)', security: [{ session: [] }],
+      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+      response: { 204: Type.Null(), ...problems(401, 404) },
+    },
+  }, async (req, reply) => {
+    const p = await requireUser(s, req);
+    const id = req.params.id === 'current' ? p.session.id : req.params.id;
+    const ok = await s.sessions.revoke(p.userId, id, ctxOf(req), id === p.session.id ? 'signout' : 'user');
+    if (!ok) throw new AppError('not_found', 'No live session of yours has this id.');
+    if (id === p.session.id) reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return reply.code(204).send(null);
+  });
+
+  app.delete('/api/v1/sessions', {
+    schema: {
+      tags: ['sessions'], summary: 'Revoke every other session (scope=others) or sign out (scope=current)', security: [{ session: [] }],
+      querystring: Type.Object({ scope: Type.Union([Type.Literal('others'), Type.Literal('current')]) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ revoked: Type.Integer() }), ...problems(400, 401) },
+    },
+  }, async (req, reply) => {
+    const p = await requireUser(s, req);
+    if (req.query.scope === 'current') {
+      await s.sessions.revoke(p.userId, p.session.id, ctxOf(req), 'signout');
+      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      return { revoked: 1 };
+    }
+    return { revoked: await s.sessions.revokeOthers(p.userId, p.session.id, ctxOf(req)) };
+  });
+}

@@ -1,0 +1,130 @@
+/**
+ * Sessions. Invariants:
+ * - a session token is `id.secret` (96-bit id, 256-bit secret); only sha256(secret) is stored and
+ *   it is compared in constant time;
+ * - a session dies at its absolute expiry, after the idle timeout, or when revoked; a revoked or
+ *   expired session is indistinguishable from an unknown one to the caller;
+ * - last_seen is written at most once a minute per session (no write per request).
+ */
+import type { Kysely } from 'kysely';
+import { MINUTE, type Clock } from '../../kernel/clock.js';
+import type { RequestContext } from '../../kernel/context.js';
+import { mintToken, parseToken, secretMatches } from '../../kernel/crypto.js';
+import type { Database, Db, SessionsTable } from '../../storage/schema.js';
+import type { SecurityEvents } from '../incidents/index.js';
+import { describeDevice } from './device.js';
+
+export interface SessionsDeps {
+  db: Kysely<Database>;
+  clock: Clock;
+  events: SecurityEvents;
+  idleMs: number;
+  absoluteMs: number;
+}
+
+export interface SessionView {
+  id: string;
+  current: boolean;
+  device: string;
+  ip: string | null;
+  authMethod: string;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+}
+
+export interface ActiveSession {
+  session: SessionsTable;
+  userId: string;
+}
+
+export class SessionsService {
+  constructor(private readonly d: SessionsDeps) {}
+
+  /** Create a session inside the caller's transaction (so sign-in and its side effects commit together). */
+  async create(db: Db, userId: string, ctx: RequestContext, authMethod: string): Promise<{ id: string; token: string; expiresAt: number }> {
+    const now = this.d.clock.now();
+    const t = mintToken();
+    const expiresAt = now + this.d.absoluteMs;
+    await db
+      .insertInto('sessions')
+      .values({
+        id: t.id, user_id: userId, secret_hash: t.secretHash, created_at: now, last_seen_at: now, expires_at: expiresAt,
+        ip: ctx.ip, user_agent: ctx.userAgent?.slice(0, 512) ?? null, device: describeDevice(ctx.userAgent), auth_method: authMethod,
+        revoked_at: null, revoked_reason: null,
+      })
+      .execute();
+    return { id: t.id, token: t.token, expiresAt };
+  }
+
+  /** The live session for a token, or null. Touches last_seen at most once a minute. */
+  async authenticate(token: string): Promise<ActiveSession | null> {
+    const parsed = parseToken(token);
+    if (!parsed) return null;
+    const row = await this.d.db.selectFrom('sessions').selectAll().where('id', '=', parsed.id).executeTakeFirst();
+    if (!row || !secretMatches(parsed.secret, row.secret_hash)) return null;
+    const now = this.d.clock.now();
+    if (row.revoked_at !== null || row.expires_at <= now || row.last_seen_at + this.d.idleMs <= now) return null;
+    if (now - row.last_seen_at >= MINUTE) {
+      await this.d.db.updateTable('sessions').set({ last_seen_at: now }).where('id', '=', row.id).execute();
+      row.last_seen_at = now;
+    }
+    return { session: row, userId: row.user_id };
+  }
+
+  /** The expiry a client should show: the earlier of absolute and idle expiry. */
+  effectiveExpiry(s: SessionsTable): number {
+    return Math.min(s.expires_at, s.last_seen_at + this.d.idleMs);
+  }
+
+  async list(userId: string, currentId: string | null): Promise<SessionView[]> {
+    const now = this.d.clock.now();
+    const rows = await this.d.db
+      .selectFrom('sessions').selectAll()
+      .where('user_id', '=', userId).where('revoked_at', 'is', null).where('expires_at', '>', now).where('last_seen_at', '>', now - this.d.idleMs)
+      .orderBy('last_seen_at', 'desc').limit(200).execute();
+    return rows.map((r) => ({
+      id: r.id, current: r.id === currentId, device: r.device ?? 'Unknown device', ip: r.ip, authMethod: r.auth_method,
+      createdAt: iso(r.created_at), lastSeenAt: iso(r.last_seen_at), expiresAt: iso(this.effectiveExpiry(r)),
+    }));
+  }
+
+  /** Revoke one of the user's sessions. false when it is not theirs or not live (same answer). */
+  async revoke(userId: string, sessionId: string, ctx: RequestContext, reason = 'user'): Promise<boolean> {
+    const now = this.d.clock.now();
+    return this.d.db.transaction().execute(async (trx) => {
+      const r = await trx.updateTable('sessions').set({ revoked_at: now, revoked_reason: reason })
+        .where('id', '=', sessionId).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
+      const ok = Number(r.numUpdatedRows) === 1;
+      if (ok) await this.d.events.record(trx, reason === 'signout' ? 'session.signed_out' : 'session.revoked', userId, ctx, { session: sessionId, reason });
+      return ok;
+    });
+  }
+
+  /** Revoke every live session of the user except `keepId`; returns how many. */
+  async revokeOthers(userId: string, keepId: string, ctx: RequestContext): Promise<number> {
+    return this.d.db.transaction().execute(async (trx) => {
+      const n = await this.revokeAll(trx, userId, 'revoked_others', keepId);
+      await this.d.events.record(trx, 'session.revoked_others', userId, ctx, { count: n });
+      return n;
+    });
+  }
+
+  /** Revoke all live sessions of a user inside the caller's transaction (password change, reset). */
+  async revokeAll(db: Db, userId: string, reason: string, exceptId?: string): Promise<number> {
+    let q = db.updateTable('sessions').set({ revoked_at: this.d.clock.now(), revoked_reason: reason }).where('user_id', '=', userId).where('revoked_at', 'is', null);
+    if (exceptId) q = q.where('id', '!=', exceptId);
+    const r = await q.executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
+  /** Whether this device (by user agent) signed in to the account before; for new-device notices. */
+  async seenDevice(db: Db, userId: string, device: string): Promise<boolean> {
+    const r = await db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('device', '=', device).limit(1).executeTakeFirst();
+    return r !== undefined;
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(Number(ms)).toISOString();
+}

@@ -1,0 +1,28 @@
+/** The wired services that main.ts builds and the HTTP layer and CLI use. */
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import type { Clock } from './kernel/clock.js';
+import type { SecretBox } from './kernel/crypto.js';
+import type { Metrics } from './kernel/metrics.js';
+import type { Storage } from './storage/database.js';
+import type { AccountsService, PasswordHasher } from './modules/accounts/index.js';
+import type { SecurityEvents } from './modules/incidents/index.js';
+import type { Outbox } from './modules/notifications/index.js';
+import type { OperatorsService } from './modules/operators/index.js';
+import type { SessionsService, SignInFlow } from './modules/sessions/index.js';
+
+export interface Services {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  storage: Storage;
+  metrics: Metrics;
+  box: SecretBox;
+  events: SecurityEvents;
+  outbox: Outbox;
+  hasher: PasswordHasher;
+  accounts: AccountsService;
+  sessions: SessionsService;
+  signIn: SignInFlow;
+  operators: OperatorsService;
+}

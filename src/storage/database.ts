@@ -1,0 +1,73 @@
+/**
+ * The storage adapter: the only place that imports a database driver. Everything else speaks
+ * Kysely and stays dialect-agnostic; `dialect` is exposed for the one place that needs it
+ * (claiming outbox rows with FOR UPDATE SKIP LOCKED on PostgreSQL).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import type { DatabaseUrl } from '../config/schema.js';
+import type { Database } from './schema.js';
+import { migrateToLatest } from './migrator.js';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+export interface Storage {
+  db: Kysely<Database>;
+  dialect: DialectName;
+  close(): Promise<void>;
+}
+
+// int8 (bigint) columns hold epoch milliseconds, far below 2^53: read them as numbers.
+pg.types.setTypeParser(20, (v: string) => Number(v));
+
+export interface OpenOptions {
+  /** PostgreSQL only: a schema to create and use (tests isolate themselves this way). */
+  schema?: string;
+  /** Run pending migrations before returning (default true). */
+  migrate?: boolean;
+  poolSize?: number;
+}
+
+export async function openStorage(url: DatabaseUrl, opts: OpenOptions = {}): Promise<Storage> {
+  let storage: Storage;
+  if (url.kind === 'sqlite') {
+    if (url.file !== ':memory:') mkdirSync(dirname(url.file), { recursive: true });
+    const raw = new SQLite(url.file);
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('synchronous = NORMAL');
+    raw.pragma('busy_timeout = 5000');
+    raw.pragma('foreign_keys = ON');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+    storage = { db, dialect: 'sqlite', close: () => db.destroy() };
+  } else {
+    const schema = opts.schema;
+    if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
+    if (schema) {
+      const c = new pg.Client({ connectionString: url.url });
+      await c.connect();
+      try {
+        await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      } finally {
+        await c.end();
+      }
+    }
+    const pool = new pg.Pool({
+      connectionString: url.url,
+      max: opts.poolSize ?? 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    storage = { db, dialect: 'postgres', close: () => db.destroy() };
+  }
+  try {
+    await sql`select 1`.execute(storage.db);
+    if (opts.migrate !== false) await migrateToLatest(storage.db);
+  } catch (e) {
+    await storage.close().catch(() => {});
+    throw e;
+  }
+  return storage;
+}
