@@ -16,6 +16,7 @@ import { SecurityEvents } from './modules/incidents/index.js';
 import { Outbox } from './modules/notifications/index.js';
 import { OperatorsService } from './modules/operators/index.js';
 import { noSecondFactor, noThrottle, SessionsService, SignInFlow } from './modules/sessions/index.js';
+import { MemoryRateLimiter } from './modules/guard/index.js';
 import { buildApp, type App } from './http/app.js';
 import type { Services } from './services.js';
 
@@ -69,9 +70,11 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const db = storage.db;
   const accounts = new AccountsService({ db, clock, hasher, breached: opts.breached ?? noBreachedList, events, outbox, publicUrl: config.publicUrl });
   const sessions = new SessionsService({ db, clock, events, idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs });
-  const signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: noThrottle, secondFactor: noSecondFactor, observers: [] });
+  const limiter = new MemoryRateLimiter(clock);
+  const secondFactor = noSecondFactor;
+  const signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: noThrottle, secondFactor, observers: [] });
   const operators = new OperatorsService(db, clock, config.adminToken);
-  return { config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators };
+  return { config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor };
 }
 
 export interface Floodgate {

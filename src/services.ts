@@ -9,7 +9,8 @@ import type { AccountsService, PasswordHasher } from './modules/accounts/index.j
 import type { SecurityEvents } from './modules/incidents/index.js';
 import type { Outbox } from './modules/notifications/index.js';
 import type { OperatorsService } from './modules/operators/index.js';
-import type { SessionsService, SignInFlow } from './modules/sessions/index.js';
+import type { SecondFactor, SessionsService, SignInFlow } from './modules/sessions/index.js';
+import type { RateLimiter } from './modules/guard/index.js';
 
 export interface Services {
   config: Config;
@@ -25,4 +26,8 @@ export interface Services {
   sessions: SessionsService;
   signIn: SignInFlow;
   operators: OperatorsService;
+  /** Shared counters: in-process, or Redis when FLOODGATE_REDIS_URL is set. */
+  limiter: RateLimiter;
+  /** The second factor (MFA module); required by sign-in and by password reset. */
+  secondFactor: SecondFactor;
 }

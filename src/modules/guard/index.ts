@@ -1,0 +1,1 @@
+export { MemoryRateLimiter, BoundedLru, type RateLimiter, type LimitRule, type LimitResult } from './limiter.js';
