@@ -28,6 +28,8 @@ export interface CreateOptions {
   metrics?: Metrics;
   hasher?: PasswordHasher;
   breached?: BreachedPasswords;
+  /** Start the background workers (serve does; tests drive them by hand). */
+  startWorkers?: boolean;
 }
 
 export function createLogger(config: Config): Logger {
@@ -74,7 +76,7 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const secondFactor = noSecondFactor;
   const signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: noThrottle, secondFactor, observers: [] });
   const operators = new OperatorsService(db, clock, config.adminToken);
-  return { config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor };
+  return { config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, workers: [] };
 }
 
 export interface Floodgate {
@@ -86,6 +88,7 @@ export interface Floodgate {
 export async function createFloodgate(config: Config, opts: CreateOptions = {}): Promise<Floodgate> {
   const services = await createServices(config, opts);
   const app = await buildApp(services);
+  if (opts.startWorkers) for (const w of services.workers) w.start();
   let closed = false;
   return {
     services,
@@ -93,7 +96,9 @@ export async function createFloodgate(config: Config, opts: CreateOptions = {}):
     async close() {
       if (closed) return;
       closed = true;
+      // Stop taking requests and finish in-flight ones, then let workers finish their batch.
       await app.close();
+      await Promise.all(services.workers.map((w) => w.stop()));
       if (!opts.storage) await services.storage.close();
     },
   };

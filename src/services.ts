@@ -12,6 +12,14 @@ import type { OperatorsService } from './modules/operators/index.js';
 import type { SecondFactor, SessionsService, SignInFlow } from './modules/sessions/index.js';
 import type { RateLimiter } from './modules/guard/index.js';
 
+/** A loop that runs beside the HTTP server (courier, reset intake...): started by serve, stopped on shutdown. */
+export interface BackgroundWorker {
+  readonly name: string;
+  start(): void;
+  /** Finish the current batch, then stop. */
+  stop(): Promise<void>;
+}
+
 export interface Services {
   config: Config;
   clock: Clock;
@@ -30,4 +38,6 @@ export interface Services {
   limiter: RateLimiter;
   /** The second factor (MFA module); required by sign-in and by password reset. */
   secondFactor: SecondFactor;
+  /** Background loops; createFloodgate starts them when asked (serve), tests drive them directly. */
+  workers: BackgroundWorker[];
 }

@@ -48,7 +48,7 @@ program
     const logger = createLogger(cfg);
     let fg;
     try {
-      fg = await createFloodgate(cfg, { logger });
+      fg = await createFloodgate(cfg, { logger, startWorkers: true });
     } catch (e) {
       fail(e);
     }
