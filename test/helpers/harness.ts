@@ -68,7 +68,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export interface HarnessOptions extends Omit<CreateOptions, 'storage' | 'clock' | 'logger'> {
+export interface HarnessOptions extends Omit<CreateOptions, 'storage' | 'clock'> {
   env?: Record<string, string>;
   clock?: ManualClock;
 }
@@ -85,7 +85,7 @@ export async function makeHarness(dialect: DialectName, opts: HarnessOptions = {
     ...opts.env,
   });
   const clock = opts.clock ?? new ManualClock();
-  const fg = await createFloodgate(config, { ...opts, storage: ts.storage, clock, logger: pino({ level: 'silent' }) });
+  const fg = await createFloodgate(config, { ...opts, storage: ts.storage, clock, logger: opts.logger ?? pino({ level: 'silent' }) });
   await fg.app.ready();
   return {
     dialect, fg, app: fg.app, s: fg.services, clock, config, dir: ts.dir, dbFile: ts.dbFile,

@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CONFIG_VARS, ConfigError, configReferenceMarkdown, loadConfig } from './schema.js';
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+}
+
+describe('config', () => {
+  it('has safe embedded defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 8080, host: '127.0.0.1', publicUrl: 'http://localhost:8080', database: { kind: 'sqlite', file: './data/floodgate.db' }, redisUrl: null, smtpUrl: null, devMailbox: true, trustProxy: [] });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(() => { (c as any).port = 1; }).toThrow();
+  });
+
+  it('names every bad variable at once', () => {
+    const p = problems({ FLOODGATE_PORT: '99999', FLOODGATE_PUBLIC_URL: 'not a url', FLOODGATE_DATABASE_URL: 'mysql://x', FLOODGATE_TRUST_PROXY: '10.0.0.0/33', FLOODGATE_ADMIN_TOKEN: 'short', FLOODGATE_SECRET_KEY: 'nope', FLOODGATE_SESSION_IDLE_TIMEOUT: '5 minutes', FLOODGATE_DKIM_DOMAIN: 'example.test' });
+    const named = p.map((x) => x.split(':')[0]);
+    expect(named).toEqual(expect.arrayContaining(['FLOODGATE_PORT', 'FLOODGATE_PUBLIC_URL', 'FLOODGATE_DATABASE_URL', 'FLOODGATE_TRUST_PROXY', 'FLOODGATE_ADMIN_TOKEN', 'FLOODGATE_SECRET_KEY', 'FLOODGATE_SESSION_IDLE_TIMEOUT', 'FLOODGATE_DKIM_DOMAIN']));
+    // Secrets are never echoed back in the message.
+    expect(p.join('\n')).not.toContain('short');
+  });
+
+  it('accepts only an origin as the public URL', () => {
+    expect(problems({ FLOODGATE_PUBLIC_URL: 'https://auth.example.com/path' })[0]).toMatch(/^FLOODGATE_PUBLIC_URL: must be an origin only/);
+    expect(problems({ FLOODGATE_PUBLIC_URL: 'javascript:alert(1)' })[0]).toMatch(/^FLOODGATE_PUBLIC_URL/);
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'https://Auth.Example.com:8443/' }).publicUrl).toBe('https://auth.example.com:8443');
+  });
+
+  it('parses proxies, durations, keys and databases', () => {
+    const c = loadConfig({ FLOODGATE_TRUST_PROXY: 'loopback, 10.0.0.0/8,::1', FLOODGATE_SESSION_IDLE_TIMEOUT: '30m', FLOODGATE_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'), FLOODGATE_DATABASE_URL: 'postgres://u@127.0.0.1:5432/db' });
+    expect(c.trustProxy).toEqual(['loopback', '10.0.0.0/8', '::1']);
+    expect(c.sessionIdleMs).toBe(30 * 60_000);
+    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@127.0.0.1:5432/db' });
+    expect(problems({ FLOODGATE_SECRET_KEY: 'ab'.repeat(32) })).toEqual([]);
+  });
+
+  it('is documented in README.md exactly as the schema says', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(readme).toContain(configReferenceMarkdown());
+    for (const v of CONFIG_VARS) expect(readme).toContain(v.name);
+  });
+});

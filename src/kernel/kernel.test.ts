@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { mintToken, parseToken, SecretBox, secretMatches, constantTimeEqual } from './crypto.js';
+import { newId } from './ids.js';
+import { isPlausibleEmail, maskEmail, normalizeEmail } from './email.js';
+
+describe('kernel', () => {
+  it('mints id.secret tokens with a 256-bit secret and stores only its hash', () => {
+    const t = mintToken();
+    expect(t.token).toMatch(/^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/);
+    const p = parseToken(t.token)!;
+    expect(p.id).toBe(t.id);
+    expect(secretMatches(p.secret, t.secretHash)).toBe(true);
+    expect(secretMatches(p.secret.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), t.secretHash)).toBe(false);
+    expect(t.secretHash).not.toContain(p.secret);
+    fc.assert(fc.property(fc.string({ maxLength: 120 }), (s) => { const r = parseToken(s); return r === null || s === `${r.id}.${r.secret}`; }));
+  });
+
+  it('seals and opens, binding ciphertexts to their row', () => {
+    const box = new SecretBox(Buffer.alloc(32, 1));
+    const sealed = box.seal('a secret link', 'row-1');
+    expect(sealed).not.toContain('secret');
+    expect(box.open(sealed, 'row-1')).toBe('a secret link');
+    expect(box.open(sealed, 'row-2')).toBeNull();
+    expect(new SecretBox(Buffer.alloc(32, 2)).open(sealed, 'row-1')).toBeNull();
+    expect(box.open('v1.garbage', 'row-1')).toBeNull();
+  });
+
+  it('makes ids that sort in creation order even when the clock stands still', () => {
+    const ids = Array.from({ length: 1000 }, () => newId(1_700_000_000_000));
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(1000);
+    expect(newId(1_700_000_000_001) > ids[999]!).toBe(true);
+  });
+
+  it('normalises and masks emails', () => {
+    expect(normalizeEmail('  Ada@Example.TEST ')).toBe('ada@example.test');
+    expect(normalizeEmail('Ame\u0301lie@example.test')).toBe('am\u00e9lie@example.test');
+    expect(isPlausibleEmail('a@b.c')).toBe(true);
+    expect(isPlausibleEmail('a@b')).toBe(false);
+    expect(isPlausibleEmail('a b@c.d')).toBe(false);
+    expect(isPlausibleEmail('x'.repeat(65) + '@b.c')).toBe(false);
+    expect(maskEmail('ada@example.test')).toBe('a***@example.test');
+    expect(constantTimeEqual('a', 'a')).toBe(true);
+    expect(constantTimeEqual('a', 'ab')).toBe(false);
+  });
+});

@@ -1,0 +1,90 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createServer } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/schema.js';
+import { createServices } from '../src/main.js';
+import pino from 'pino';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+// Runs the TypeScript CLI through tsx's loader, by absolute path (the cwd is a scratch directory).
+const CLI = ['--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'src/cli/index.ts')];
+
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FLOODGATE_')));
+  return { ...env, FLOODGATE_LOG_LEVEL: 'info', ...extra };
+}
+
+function run(args: string[], env: Record<string, string>, input?: string) {
+  return spawnSync(process.execPath, [...CLI, ...args], { cwd: mkdtempSync(join(tmpdir(), 'fg-cli-')), env: cleanEnv(env), encoding: 'utf8', input, timeout: 60_000 });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as any).port; s.close(() => res(p)); }); });
+}
+
+describe('floodgate CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fg-cli-data-'));
+  const env = { FLOODGATE_DATABASE_URL: `sqlite:${join(dir, 'fg.db')}`, FLOODGATE_DATA_DIR: dir };
+
+  it('stops on a bad configuration with a message naming the variable, without a stack trace', () => {
+    const r = run(['serve'], { FLOODGATE_PUBLIC_URL: 'not a url', FLOODGATE_PORT: 'eighty' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/FLOODGATE_PUBLIC_URL: is not a URL/);
+    expect(r.stderr).toMatch(/FLOODGATE_PORT: must be a port number/);
+    expect(r.stderr).not.toMatch(/\s+at .+\.(js|ts):\d+/);
+  });
+
+  it('prints help for every command', () => {
+    for (const args of [['--help'], ['serve', '--help'], ['migrate', '--help'], ['users', 'import', '--help'], ['operators', 'create', '--help'], ['config', '--help']]) {
+      const r = run(args, {});
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/Usage: floodgate/);
+    }
+  });
+
+  it('migrates, imports users from a file and creates operator tokens that the API accepts', async () => {
+    expect(run(['migrate'], env).stdout).toMatch(/applied: 0001-foundation|up to date/);
+    expect(run(['migrate'], env).stdout).toMatch(/up to date/);
+    const file = join(dir, 'users.ndjson');
+    writeFileSync(file, '{"email":"cli1@example.test","password":"cli passphrase 1"}\n{"email":"cli2@example.test","password":"x"}\n');
+    const imp = run(['users', 'import', file], env);
+    expect(imp.status).toBe(1);
+    expect(JSON.parse(imp.stdout)).toMatchObject({ imported: 1, failed: 1, errors: [{ line: 2 }] });
+    const op = run(['operators', 'create', 'alice'], env);
+    expect(op.status).toBe(0);
+    const token = op.stdout.trim();
+    expect(token).toMatch(/^fgo_/);
+    expect(run(['operators', 'create', 'alice'], env).status).toBe(1);
+    const s = await createServices(loadConfig(env), { logger: pino({ level: 'silent' }) });
+    try {
+      expect(await s.operators.authenticate(token)).toMatchObject({ name: 'alice' });
+      expect(await s.accounts.findByEmail('cli1@example.test')).toBeTruthy();
+      expect(run(['operators', 'revoke', 'alice'], env).status).toBe(0);
+      expect(await s.operators.authenticate(token)).toBeNull();
+    } finally {
+      await s.storage.close();
+    }
+  });
+
+  it('serves, logs its URL, and shuts down cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [...CLI, 'serve'], { cwd: dir, env: cleanEnv({ ...env, FLOODGATE_PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const t0 = Date.now();
+    let ok = false;
+    while (Date.now() - t0 < 20_000 && !ok && child.exitCode === null) {
+      try { ok = (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+    expect(ok, out).toBe(true);
+    expect(out).toContain(`Floodgate is serving on http://127.0.0.1:${port}`);
+    const code = await new Promise<number | null>((res) => { child.on('exit', (c) => res(c)); child.kill('SIGTERM'); });
+    expect(code).toBe(0);
+    expect(out).toMatch(/"msg":"stopped"/);
+  });
+});
