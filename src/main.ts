@@ -15,8 +15,9 @@ import { AccountsService, noBreachedList, PasswordHasher, type BreachedPasswords
 import { SecurityEvents } from './modules/incidents/index.js';
 import { Outbox } from './modules/notifications/index.js';
 import { OperatorsService } from './modules/operators/index.js';
-import { noSecondFactor, noThrottle, SessionsService, SignInFlow } from './modules/sessions/index.js';
-import { MemoryRateLimiter } from './modules/guard/index.js';
+import { noSecondFactor, SessionsService, SignInFlow } from './modules/sessions/index.js';
+import { Redis } from 'ioredis';
+import { ChallengeService, Guard, GuardSignInThrottle, MemoryGuardStore, RedisGuardStore, type GuardStore } from './modules/guard/index.js';
 import { buildApp, type App } from './http/app.js';
 import type { Services } from './services.js';
 
@@ -28,6 +29,8 @@ export interface CreateOptions {
   metrics?: Metrics;
   hasher?: PasswordHasher;
   breached?: BreachedPasswords;
+  /** Use this guard store (tests share one between instances, or use Redis). */
+  guardStore?: GuardStore;
   /** Start the background workers (serve does; tests drive them by hand). */
   startWorkers?: boolean;
 }
@@ -72,11 +75,20 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const db = storage.db;
   const accounts = new AccountsService({ db, clock, hasher, breached: opts.breached ?? noBreachedList, events, outbox, publicUrl: config.publicUrl });
   const sessions = new SessionsService({ db, clock, events, idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs });
-  const limiter = new MemoryRateLimiter(clock);
+  // Shared counters: Redis when configured (several instances share one view), else in-process.
+  const store: GuardStore = opts.guardStore ?? (config.redisUrl ? new RedisGuardStore(new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true }), clock) : new MemoryGuardStore(clock));
+  const limiter = store;
+  const challenges = new ChallengeService(box.key, clock, store);
+  const guard = new Guard({
+    store, clock, metrics, challenges, logger,
+    onModeChange: async (c) => {
+      await events.record(db, 'guard.mode_changed', null, null, { flow: c.flow, from: c.from, to: c.to, pressure: Math.round(c.pressure * 100) / 100, byOperator: c.byOperator, signals: c.signals.filter((x) => x.ratio >= 1).map((x) => x.name) });
+    },
+  });
   const secondFactor = noSecondFactor;
-  const signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: noThrottle, secondFactor, observers: [] });
+  const signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [] });
   const operators = new OperatorsService(db, clock, config.adminToken);
-  return { config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, workers: [] };
+  return { config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, workers: [], guardStore: store, guard, challenges };
 }
 
 export interface Floodgate {
@@ -100,6 +112,7 @@ export async function createFloodgate(config: Config, opts: CreateOptions = {}):
       await app.close();
       await Promise.all(services.workers.map((w) => w.stop()));
       if (!opts.storage) await services.storage.close();
+      if (!opts.guardStore) await services.guardStore.close();
     },
   };
 }

@@ -10,7 +10,7 @@ import type { SecurityEvents } from './modules/incidents/index.js';
 import type { Outbox } from './modules/notifications/index.js';
 import type { OperatorsService } from './modules/operators/index.js';
 import type { SecondFactor, SessionsService, SignInFlow } from './modules/sessions/index.js';
-import type { RateLimiter } from './modules/guard/index.js';
+import type { ChallengeService, Guard, GuardStore, RateLimiter } from './modules/guard/index.js';
 
 /** A loop that runs beside the HTTP server (courier, reset intake...): started by serve, stopped on shutdown. */
 export interface BackgroundWorker {
@@ -38,6 +38,10 @@ export interface Services {
   limiter: RateLimiter;
   /** The second factor (MFA module); required by sign-in and by password reset. */
   secondFactor: SecondFactor;
+  /** Counters, sketches and shared flags of the guard (the limiter above is the same store). */
+  guardStore: GuardStore;
+  guard: Guard;
+  challenges: ChallengeService;
   /** Background loops; createFloodgate starts them when asked (serve), tests drive them directly. */
   workers: BackgroundWorker[];
 }

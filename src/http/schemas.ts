@@ -24,3 +24,6 @@ export function problems(...statuses: number[]): Record<number, typeof ProblemSc
 }
 
 export const Accepted = Type.Object({ status: Type.Literal('accepted') }, { additionalProperties: false });
+
+/** What the ALTCHA widget submits (base64 of {challenge, solution}) or that object itself. */
+export const Altcha = Type.Union([Type.String({ minLength: 1, maxLength: 8192 }), Type.Object({}, { additionalProperties: true })], { description: 'A solved proof-of-work challenge (after a 428)' });

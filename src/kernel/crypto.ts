@@ -64,7 +64,8 @@ export function secretMatches(secret: string, storedHash: string): boolean {
  * token link. Output: `v1.<iv>.<tag>.<ciphertext>` in base64url. `aad` binds a ciphertext to its row.
  */
 export class SecretBox {
-  private readonly key: Buffer;
+  /** Also the root from which purpose-bound keys are derived (HMAC(key, purpose)). */
+  readonly key: Buffer;
   constructor(key: Buffer) {
     if (key.length !== 32) throw new Error('SecretBox needs a 32-byte key');
     this.key = key;

@@ -119,3 +119,7 @@ export async function signIn(h: Harness, email: string, password: string, extra:
   if (r.status !== 201) throw new Error(`sign in ${email}: ${r.status} ${r.text}`);
   return r.json.token as string;
 }
+
+/** Redis for the shared-counter suites, when FLOODGATE_TEST_REDIS_URL is set (CI sets it). */
+export const REDIS_URL = process.env.FLOODGATE_TEST_REDIS_URL || null;
+export const STORES: ('memory' | 'redis')[] = REDIS_URL ? ['memory', 'redis'] : ['memory'];

@@ -4,7 +4,8 @@ import { Type } from 'typebox';
 import type { App } from '../../http/app.js';
 import { requireOperator, requireUser } from '../../http/auth.js';
 import { ctxOf } from '../../http/context.js';
-import { Accepted, Email, Password, problems, Token } from '../../http/schemas.js';
+import { Accepted, Altcha, Email, Password, problems, Token } from '../../http/schemas.js';
+import { normalizeEmail } from '../../kernel/email.js';
 import { AppError } from '../../kernel/errors.js';
 import type { Services } from '../../services.js';
 
@@ -15,12 +16,14 @@ export async function accountsRoutes(app: App, s: Services): Promise<void> {
     schema: {
       tags: ['accounts'], summary: 'Sign up',
       description: 'Always 202 with the same body whether or not the email exists. A new address gets a verification mail; the owner of an existing one gets a notice instead.',
-      body: Type.Object({ email: Email, password: Password }, { additionalProperties: false }),
-      response: { 202: Accepted, ...problems(400, 429) },
+      body: Type.Object({ email: Email, password: Password, altcha: Type.Optional(Altcha) }, { additionalProperties: false }),
+      response: { 202: Accepted, ...problems(400, 428, 429) },
     },
   }, async (req, reply) => {
+    const ctx = ctxOf(req);
+    await s.guard.enforce('signup', { ip: ctx.ip, target: normalizeEmail(req.body.email), altcha: req.body.altcha });
     s.metrics.signUps.inc();
-    await s.accounts.signUp(req.body.email, req.body.password, ctxOf(req));
+    await s.accounts.signUp(req.body.email, req.body.password, ctx);
     return reply.code(202).send({ status: 'accepted' });
   });
 
@@ -39,11 +42,13 @@ export async function accountsRoutes(app: App, s: Services): Promise<void> {
     schema: {
       tags: ['accounts'], summary: 'Send the verification mail again',
       description: 'Always 202; mails only unverified accounts, and not again while a recent token is live.',
-      body: Type.Object({ email: Email }, { additionalProperties: false }),
-      response: { 202: Accepted, ...problems(400, 429) },
+      body: Type.Object({ email: Email, altcha: Type.Optional(Altcha) }, { additionalProperties: false }),
+      response: { 202: Accepted, ...problems(400, 428, 429) },
     },
   }, async (req, reply) => {
-    await s.accounts.resendVerification(req.body.email, ctxOf(req));
+    const ctx = ctxOf(req);
+    await s.guard.enforce('verify_resend', { ip: ctx.ip, target: normalizeEmail(req.body.email), altcha: req.body.altcha });
+    await s.accounts.resendVerification(req.body.email, ctx);
     return reply.code(202).send({ status: 'accepted' });
   });
 

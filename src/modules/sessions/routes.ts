@@ -2,7 +2,8 @@ import { Type } from 'typebox';
 import type { App } from '../../http/app.js';
 import { requireUser } from '../../http/auth.js';
 import { ctxOf, SESSION_COOKIE } from '../../http/context.js';
-import { Email, Password, problems } from '../../http/schemas.js';
+import { Altcha, Email, Password, problems } from '../../http/schemas.js';
+import { normalizeEmail } from '../../kernel/email.js';
 import { AppError } from '../../kernel/errors.js';
 import type { Services } from '../../services.js';
 
@@ -18,11 +19,13 @@ export async function sessionsRoutes(app: App, s: Services): Promise<void> {
     schema: {
       tags: ['sessions'], summary: 'Sign in',
       description: 'One generic 401 for any wrong credential; `mfa_required` (401) only after a correct password, then repeat with `otp`. 429 with Retry-After when throttled. Sets the floodgate_session cookie (HttpOnly, SameSite=Lax, Secure on https).',
-      body: Type.Object({ email: Email, password: Password, otp: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) }, { additionalProperties: false }),
-      response: { 201: Type.Object({ token: Type.String(), expiresAt: Type.String(), sessionId: Type.String() }), ...problems(400, 401, 429) },
+      body: Type.Object({ email: Email, password: Password, otp: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), altcha: Type.Optional(Altcha) }, { additionalProperties: false }),
+      response: { 201: Type.Object({ token: Type.String(), expiresAt: Type.String(), sessionId: Type.String() }), ...problems(400, 401, 428, 429) },
     },
   }, async (req, reply) => {
-    const r = await s.signIn.signIn(req.body, ctxOf(req));
+    const ctx = ctxOf(req);
+    await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(req.body.email), altcha: req.body.altcha });
+    const r = await s.signIn.signIn(req.body, ctx);
     reply.setCookie(SESSION_COOKIE, r.token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({ token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), sessionId: r.sessionId });

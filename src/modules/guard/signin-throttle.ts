@@ -1,0 +1,70 @@
+/**
+ * Sign-in throttling (NIST SP 800-63B 5.2.2): per account, growing delays after a few failures
+ * and a lock only after 100 consecutive failures, which the owner lifts with a password reset;
+ * per source and per network, sliding-window limits on failures. Invariants:
+ * - keys are the normalised email as typed, so an unknown email is throttled exactly like a
+ *   known one (the answers reveal nothing);
+ * - no hard lock is reachable without first passing the growing delays (about a day of them),
+ *   so an attacker cannot lock an owner out at will;
+ * - a success resets the account's counter.
+ */
+import { DAY, MINUTE, SECOND, type Clock } from '../../kernel/clock.js';
+import type { RequestContext } from '../../kernel/context.js';
+import type { SignInThrottle } from '../sessions/index.js';
+import { networkOf } from './sketch.js';
+import type { GuardStore } from './store.js';
+
+export const FREE_FAILURES = 5;
+export const LOCK_AFTER = 100;
+const MAX_DELAY_MS = 15 * MINUTE;
+const SOURCE_FAILURES = { windowMs: 10 * MINUTE, limit: 30 };
+const NETWORK_FAILURES = { windowMs: 10 * MINUTE, limit: 300 };
+
+/** Delay before the next attempt after `failures` consecutive failures. */
+export function delayAfter(failures: number): number {
+  if (failures < FREE_FAILURES) return 0;
+  return Math.min(MAX_DELAY_MS, SECOND * 2 ** Math.min(20, failures - FREE_FAILURES));
+}
+
+export class GuardSignInThrottle implements SignInThrottle {
+  constructor(
+    private readonly store: GuardStore,
+    private readonly clock: Clock,
+  ) {}
+
+  private async account(key: string): Promise<{ failures: number; last: number }> {
+    const v = await this.store.getValue(`signin:acct:${key}`);
+    if (!v) return { failures: 0, last: 0 };
+    const [f, l] = v.split(':');
+    return { failures: Number(f) || 0, last: Number(l) || 0 };
+  }
+
+  async check(key: string, ctx: RequestContext): Promise<number | null> {
+    const now = this.clock.now();
+    const ip = ctx.ip ?? 'unknown';
+    const [src, net, acct] = await Promise.all([
+      this.store.peek(`signin-fail:source:${ip}`, SOURCE_FAILURES),
+      this.store.peek(`signin-fail:network:${networkOf(ctx.ip)}`, NETWORK_FAILURES),
+      this.account(key),
+    ]);
+    if (src >= SOURCE_FAILURES.limit || net >= NETWORK_FAILURES.limit) return 60;
+    const wait = acct.last + delayAfter(acct.failures) - now;
+    return wait > 0 ? Math.ceil(wait / 1000) : null;
+  }
+
+  async failed(key: string, ctx: RequestContext): Promise<{ lockAccount: boolean }> {
+    const ip = ctx.ip ?? 'unknown';
+    const acct = await this.account(key);
+    const failures = acct.failures + 1;
+    await Promise.all([
+      this.store.hit(`signin-fail:source:${ip}`, SOURCE_FAILURES),
+      this.store.hit(`signin-fail:network:${networkOf(ctx.ip)}`, NETWORK_FAILURES),
+      this.store.setValue(`signin:acct:${key}`, `${failures}:${this.clock.now()}`, 30 * DAY),
+    ]);
+    return { lockAccount: failures >= LOCK_AFTER };
+  }
+
+  async succeeded(key: string): Promise<void> {
+    await this.store.setValue(`signin:acct:${key}`, '0:0', MINUTE);
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * Where the guard keeps its counters, distinct-count sketches and shared flags: in-process
+ * (bounded LRUs) for one instance, or Redis so that several instances share one view. Both
+ * implement the same interface and run the same tests. Time always comes from the injected
+ * clock (window indexes are computed by the caller), never from the store.
+ */
+import type { Redis } from 'ioredis';
+import type { Clock } from '../../kernel/clock.js';
+import { BoundedLru, MemoryRateLimiter, type LimitResult, type LimitRule, type RateLimiter } from './limiter.js';
+import { HyperLogLog, SpaceSaving } from './sketch.js';
+
+export interface GuardStore extends RateLimiter {
+  readonly kind: 'memory' | 'redis';
+  incr(key: string, by: number, ttlMs: number): Promise<void>;
+  counter(key: string): Promise<number>;
+  /** Add to a distinct-count sketch (HyperLogLog). */
+  pfadd(key: string, member: string, ttlMs: number): Promise<void>;
+  pfcount(key: string): Promise<number>;
+  /** Count an item in a bounded heavy-hitters table. */
+  topAdd(key: string, member: string, ttlMs: number): Promise<void>;
+  top(key: string, n: number): Promise<{ item: string; count: number }[]>;
+  /** true the first time a key is claimed within ttl (replay protection). */
+  once(key: string, ttlMs: number): Promise<boolean>;
+  getValue(key: string): Promise<string | null>;
+  setValue(key: string, value: string, ttlMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class MemoryGuardStore implements GuardStore {
+  readonly kind = 'memory' as const;
+  private readonly limiter: MemoryRateLimiter;
+  private readonly counters = new BoundedLru<{ v: number; until: number }>(20_000);
+  private readonly sketches = new BoundedLru<{ v: HyperLogLog; until: number }>(512); // 4 KiB each: <= 2 MiB
+  private readonly tops = new BoundedLru<{ v: SpaceSaving; until: number }>(512);
+  private readonly onceKeys = new BoundedLru<number>(200_000);
+  private readonly values = new BoundedLru<{ v: string; until: number }>(10_000);
+
+  constructor(private readonly clock: Clock) {
+    this.limiter = new MemoryRateLimiter(clock);
+  }
+
+  hit(key: string, rule: LimitRule, cost?: number): Promise<LimitResult> {
+    return this.limiter.hit(key, rule, cost);
+  }
+  peek(key: string, rule: LimitRule): Promise<number> {
+    return this.limiter.peek(key, rule);
+  }
+  reset(key: string): Promise<void> {
+    return this.limiter.reset(key);
+  }
+
+  private live<T>(lru: BoundedLru<{ v: T; until: number }>, key: string): T | undefined {
+    const e = lru.get(key);
+    if (!e) return undefined;
+    if (e.until <= this.clock.now()) {
+      lru.delete(key);
+      return undefined;
+    }
+    return e.v;
+  }
+
+  async incr(key: string, by: number, ttlMs: number): Promise<void> {
+    const v = this.live(this.counters, key) ?? 0;
+    this.counters.set(key, { v: v + by, until: this.clock.now() + ttlMs });
+  }
+  async counter(key: string): Promise<number> {
+    return this.live(this.counters, key) ?? 0;
+  }
+  async pfadd(key: string, member: string, ttlMs: number): Promise<void> {
+    let h = this.live(this.sketches, key);
+    if (!h) {
+      h = new HyperLogLog();
+      this.sketches.set(key, { v: h, until: this.clock.now() + ttlMs });
+    }
+    h.add(member);
+  }
+  async pfcount(key: string): Promise<number> {
+    return this.live(this.sketches, key)?.count() ?? 0;
+  }
+  async topAdd(key: string, member: string, ttlMs: number): Promise<void> {
+    let t = this.live(this.tops, key);
+    if (!t) {
+      t = new SpaceSaving(32);
+      this.tops.set(key, { v: t, until: this.clock.now() + ttlMs });
+    }
+    t.add(member);
+  }
+  async top(key: string, n: number): Promise<{ item: string; count: number }[]> {
+    return (this.live(this.tops, key)?.top(n) ?? []).map(({ item, count }) => ({ item, count }));
+  }
+  async once(key: string, ttlMs: number): Promise<boolean> {
+    const until = this.onceKeys.get(key);
+    if (until !== undefined && until > this.clock.now()) return false;
+    this.onceKeys.set(key, this.clock.now() + ttlMs);
+    return true;
+  }
+  async getValue(key: string): Promise<string | null> {
+    return this.live(this.values, key) ?? null;
+  }
+  async setValue(key: string, value: string, ttlMs = 365 * 86_400_000): Promise<void> {
+    this.values.set(key, { v: value, until: this.clock.now() + ttlMs });
+  }
+  async close(): Promise<void> {}
+}
+
+// Sliding window over two fixed windows, atomically: KEYS cur, prev; ARGV limit, cost, elapsed fraction, ttl ms.
+const HIT_LUA = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+local limit = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local frac = tonumber(ARGV[3])
+local count = prev * (1 - frac) + cur
+if count + cost > limit then
+  return {0, tostring(count), cur, prev}
+end
+redis.call('INCRBYFLOAT', KEYS[1], cost)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1, tostring(count + cost), cur + cost, prev}
+`;
+
+// Heavy hitters in a sorted set kept to 64 members (the smallest are trimmed): bounded whatever arrives.
+const TOP_LUA = `
+redis.call('ZINCRBY', KEYS[1], 1, ARGV[1])
+if redis.call('ZCARD', KEYS[1]) > 64 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -65) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+export class RedisGuardStore implements GuardStore {
+  readonly kind = 'redis' as const;
+  constructor(
+    private readonly redis: Redis,
+    private readonly clock: Clock,
+    private readonly prefix = 'floodgate:',
+  ) {
+    redis.defineCommand('fgHit', { numberOfKeys: 2, lua: HIT_LUA });
+    redis.defineCommand('fgTop', { numberOfKeys: 1, lua: TOP_LUA });
+  }
+
+  private k(key: string): string {
+    return this.prefix + key;
+  }
+
+  async hit(key: string, rule: LimitRule, cost = 1): Promise<LimitResult> {
+    const now = this.clock.now();
+    const w = Math.floor(now / rule.windowMs);
+    const frac = (now % rule.windowMs) / rule.windowMs;
+    const base = `rl:${rule.windowMs}:${key}`;
+    const [ok, count, cur, prev] = (await (this.redis as any).fgHit(this.k(`${base}:${w}`), this.k(`${base}:${w - 1}`), rule.limit, cost, frac, rule.windowMs * 2)) as [number, string, number, number];
+    if (ok === 1) return { allowed: true, count: Number(count), retryAfterMs: 0 };
+    const windowStart = w * rule.windowMs;
+    let retryAfterMs: number;
+    if (Number(cur) + cost > rule.limit) retryAfterMs = windowStart + rule.windowMs - now + 1;
+    else {
+      const need = Number(count) + cost - rule.limit;
+      retryAfterMs = Math.max(1, Math.ceil((need / Math.max(Number(prev), 1)) * rule.windowMs));
+    }
+    return { allowed: false, count: Number(count), retryAfterMs };
+  }
+
+  async peek(key: string, rule: LimitRule): Promise<number> {
+    const now = this.clock.now();
+    const w = Math.floor(now / rule.windowMs);
+    const base = `rl:${rule.windowMs}:${key}`;
+    const [cur, prev] = await this.redis.mget(this.k(`${base}:${w}`), this.k(`${base}:${w - 1}`));
+    return Number(prev ?? 0) * (1 - (now % rule.windowMs) / rule.windowMs) + Number(cur ?? 0);
+  }
+
+  async reset(key: string): Promise<void> {
+    const keys = await this.redis.keys(this.k(`rl:*:${key}:*`));
+    if (keys.length) await this.redis.del(...keys);
+  }
+
+  async incr(key: string, by: number, ttlMs: number): Promise<void> {
+    await this.redis.multi().incrby(this.k(key), by).pexpire(this.k(key), ttlMs).exec();
+  }
+  async counter(key: string): Promise<number> {
+    return Number((await this.redis.get(this.k(key))) ?? 0);
+  }
+  async pfadd(key: string, member: string, ttlMs: number): Promise<void> {
+    await this.redis.multi().pfadd(this.k(key), member).pexpire(this.k(key), ttlMs).exec();
+  }
+  async pfcount(key: string): Promise<number> {
+    return this.redis.pfcount(this.k(key));
+  }
+  async topAdd(key: string, member: string, ttlMs: number): Promise<void> {
+    await (this.redis as any).fgTop(this.k(key), member, ttlMs);
+  }
+  async top(key: string, n: number): Promise<{ item: string; count: number }[]> {
+    const flat = await this.redis.zrevrange(this.k(key), 0, n - 1, 'WITHSCORES');
+    const out: { item: string; count: number }[] = [];
+    for (let i = 0; i < flat.length; i += 2) out.push({ item: flat[i]!, count: Number(flat[i + 1]) });
+    return out;
+  }
+  async once(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.k(`once:${key}`), '1', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+  async getValue(key: string): Promise<string | null> {
+    return this.redis.get(this.k(`v:${key}`));
+  }
+  async setValue(key: string, value: string, ttlMs?: number): Promise<void> {
+    if (ttlMs) await this.redis.set(this.k(`v:${key}`), value, 'PX', ttlMs);
+    else await this.redis.set(this.k(`v:${key}`), value);
+  }
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}
