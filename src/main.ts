@@ -11,13 +11,15 @@ import { systemClock, type Clock } from './kernel/clock.js';
 import { SecretBox } from './kernel/crypto.js';
 import { Metrics } from './kernel/metrics.js';
 import { openStorage, type Storage } from './storage/database.js';
-import { AccountsService, noBreachedList, PasswordHasher, type BreachedPasswords } from './modules/accounts/index.js';
-import { SecurityEvents } from './modules/incidents/index.js';
-import { Outbox } from './modules/notifications/index.js';
+import { AccountsService, PasswordHasher, type BreachedPasswords } from './modules/accounts/index.js';
+import { AuditLog, Incidents, SecurityEvents } from './modules/incidents/index.js';
+import { createCourier, Outbox } from './modules/notifications/index.js';
 import { OperatorsService } from './modules/operators/index.js';
-import { noSecondFactor, SessionsService, SignInFlow } from './modules/sessions/index.js';
+import { SessionsService, SignInFlow } from './modules/sessions/index.js';
 import { Redis } from 'ioredis';
-import { ChallengeService, Guard, GuardSignInThrottle, MemoryGuardStore, RedisGuardStore, type GuardStore } from './modules/guard/index.js';
+import { Broadcasts, ChallengeService, Guard, GuardSignInThrottle, MemoryGuardStore, OutboundGuard, RedisGuardStore, resetGuard, type GuardStore } from './modules/guard/index.js';
+import { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
+import { createMfa, defaultBreachedList } from './modules/mfa/index.js';
 import { buildApp, type App } from './http/app.js';
 import type { Services } from './services.js';
 
@@ -73,22 +75,54 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const outbox = new Outbox(clock, box);
   const hasher = opts.hasher ?? new PasswordHasher();
   const db = storage.db;
-  const accounts = new AccountsService({ db, clock, hasher, breached: opts.breached ?? noBreachedList, events, outbox, publicUrl: config.publicUrl });
+  // Known-breached passwords: the local list, plus the range API when FLOODGATE_PWNED_RANGE_URL is set.
+  const breached = opts.breached ?? defaultBreachedList(config.pwnedRangeUrl, (reason) => logger.warn({ reason }, 'breached-password range API unavailable; local list only'));
+  const accounts = new AccountsService({ db, clock, hasher, breached, events, outbox, publicUrl: config.publicUrl });
   const sessions = new SessionsService({ db, clock, events, idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs });
   // Shared counters: Redis when configured (several instances share one view), else in-process.
   const store: GuardStore = opts.guardStore ?? (config.redisUrl ? new RedisGuardStore(new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true }), clock) : new MemoryGuardStore(clock));
   const limiter = store;
   const challenges = new ChallengeService(box.key, clock, store);
-  const guard = new Guard({
+  const audit = new AuditLog(db, clock);
+  let guard: Guard;
+  const incidents = new Incidents(db, clock, () => guard.unknownShare('reset'));
+  guard = new Guard({
     store, clock, metrics, challenges, logger,
+    // Every mode change: a security event, an incident opened (or closed), and an operator alert.
     onModeChange: async (c) => {
-      await events.record(db, 'guard.mode_changed', null, null, { flow: c.flow, from: c.from, to: c.to, pressure: Math.round(c.pressure * 100) / 100, byOperator: c.byOperator, signals: c.signals.filter((x) => x.ratio >= 1).map((x) => x.name) });
+      const summary = { flow: c.flow, from: c.from, to: c.to, pressure: Math.round(c.pressure * 100) / 100, byOperator: c.byOperator, signals: c.signals.filter((x) => x.ratio >= 1).map((x) => x.name) };
+      await db.transaction().execute(async (trx) => {
+        await events.record(trx, 'guard.mode_changed', null, null, summary);
+        if (c.to === 'normal') await incidents.close(trx, `guard:${c.flow}`);
+        else await incidents.open(trx, `guard:${c.flow}`, `Guard: ${c.flow} flow escalated to ${c.to}`, summary);
+        if (config.webhook) {
+          await outbox.enqueue(trx, {
+            type: 'operator_alert', channel: 'webhook', userId: null, recipient: config.webhook.url, cause: { kind: 'job', jobId: `guard:${c.flow}:${clock.now()}` },
+            data: { title: `Floodgate guard: ${c.flow} ${c.from} -> ${c.to}`, text: JSON.stringify(summary) },
+          });
+        }
+      });
     },
   });
-  const secondFactor = noSecondFactor;
+  const mfa = createMfa({ db, clock, box, secretKey: box.key, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl });
+  const secondFactor = mfa.secondFactor;
   const signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [] });
   const operators = new OperatorsService(db, clock, config.adminToken);
-  return { config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, workers: [], guardStore: store, guard, challenges };
+  let recovery: RecoveryService;
+  const outbound = new OutboundGuard({
+    db, store, clock, metrics, incidents, audit, logger, blastRadius: config.blastRadius,
+    holds: { 'flow:reset': { count: () => recovery.heldCount(), release: () => recovery.releaseHeld(), discard: () => recovery.discardHeld() } },
+  });
+  recovery = new RecoveryService({
+    db, dialect: storage.dialect, clock, logger, metrics, accounts, sessions, events, outbox, hasher, limiter, secondFactor,
+    publicUrl: config.publicUrl, denyQuietMs: config.resetDenyQuietMs,
+    guard: resetGuard({ guard, outbound, recentDevice: (userId) => sessions.hasRecentSession(userId, 14 * 86_400_000) }),
+  });
+  const resetIntake = new ResetIntakeWorker({ db, dialect: storage.dialect, clock, logger, metrics, recovery });
+  // Reads the DKIM key once: a missing or unusable key is a boot error (mail never goes out unsigned).
+  const courier = createCourier({ config, storage, clock, logger, metrics, outbox, box, gate: outbound });
+  const broadcasts = new Broadcasts({ db, clock, outbox, accounts, audit, outbound, blastRadius: config.blastRadius });
+  return { incidents, audit, outbound, broadcasts, courierWake: () => courier.wake(), config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, mfa, recovery, resetIntake, courier, workers: [resetIntake, ...(config.courier === 'in-process' ? [courier] : [])], guardStore: store, guard, challenges };
 }
 
 export interface Floodgate {
@@ -111,6 +145,7 @@ export async function createFloodgate(config: Config, opts: CreateOptions = {}):
       // Stop taking requests and finish in-flight ones, then let workers finish their batch.
       await app.close();
       await Promise.all(services.workers.map((w) => w.stop()));
+      await services.courier.stop(); // idempotent; closes pooled SMTP connections even when it ran outside `workers`
       if (!opts.storage) await services.storage.close();
       if (!opts.guardStore) await services.guardStore.close();
     },

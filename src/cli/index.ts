@@ -147,6 +147,93 @@ operators
   });
 
 program
+  .command('courier')
+  .description('Run only the courier: deliver the outbox until SIGTERM/SIGINT (for serve with FLOODGATE_COURIER=off, or several courier workers on PostgreSQL).')
+  .option('--drain', 'deliver everything that is due now, then exit (exit code 1 if a poll failed)')
+  .action(async (opts: { drain?: boolean }) => {
+    const cfg = config();
+    const logger = createLogger(cfg);
+    let s;
+    try {
+      s = await createServices(cfg, { logger });
+    } catch (e) {
+      fail(e);
+    }
+    const services = s;
+    if (opts.drain) {
+      try {
+        const n = await services.courier.drain();
+        process.stdout.write(`handled ${n} outbox rows\n`);
+      } catch (e) {
+        process.exitCode = 1;
+        logger.error({ err: e }, 'courier drain failed');
+      }
+      await services.courier.stop();
+      await services.storage.close();
+      return;
+    }
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'courier stopping after the current batch');
+      const force = setTimeout(() => {
+        logger.error('courier shutdown took longer than 20 s; exiting');
+        process.exit(1);
+      }, 20_000);
+      force.unref();
+      await services.courier.stop();
+      await services.storage.close();
+      logger.info('courier stopped');
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+    services.courier.start();
+    logger.info({ worker: services.courier.workerId, database: cfg.database.kind, email: cfg.smtpUrl ? 'smtp' : 'dev mailbox', dkim: !!cfg.dkim }, 'courier running');
+  });
+
+program
+  .command('simulate')
+  .argument('<scenario>', 'reset-flood | inbox-bomb | bulk-bug | credential-stuffing')
+  .description('Drive a running Floodgate with an attack (or a bulk-mail bug) while real users use it, and report what reached inboxes.')
+  .requiredOption('--target <url>', 'base URL of the running Floodgate (loopback only, e.g. http://127.0.0.1:8080)')
+  .option('--admin-token <token>', 'operator token of the target (default: FLOODGATE_ADMIN_TOKEN)')
+  .option('--duration <seconds>', 'how long the attack runs (at most 300)', '30')
+  .option('--concurrency <n>', 'attacker connections', '32')
+  .option('--max-requests <n>', 'stop after this many attack requests', '200000')
+  .option('--accounts <n>', 'known accounts to create and attack', '2000')
+  .option('--real-users <n>', 'real users asking during the attack', '50')
+  .option('--smtp-listen <port>', 'run an SMTP sink on 127.0.0.1:PORT (start the target with FLOODGATE_SMTP_URL pointing at it); default: read the dev mailbox')
+  .option('--out <dir>', 'write report.md, chart.svg and report.json here', './simulation')
+  .option('--quiet', 'no progress bar')
+  .action(async (scenario: string, o: Record<string, string | boolean | undefined>) => {
+    const { simulate, SCENARIOS, reportMarkdown } = await import('./simulate.js');
+    if (!(SCENARIOS as readonly string[]).includes(scenario)) fail(`unknown scenario ${scenario}; one of ${SCENARIOS.join(', ')}`);
+    const target = new URL(String(o.target));
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(target.hostname)) fail('--target must be a loopback address: the simulator sends attack traffic');
+    const num = (k: string, max: number) => {
+      const v = Number(o[k]);
+      if (!Number.isInteger(v) || v < 0 || v > max) fail(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be a whole number up to ${max}`);
+      return v;
+    };
+    const adminToken = String(o.adminToken ?? env().FLOODGATE_ADMIN_TOKEN ?? '');
+    if (!adminToken) fail('--admin-token (or FLOODGATE_ADMIN_TOKEN) is required');
+    try {
+      const r = await simulate({
+        scenario: scenario as never, target: target.origin, adminToken,
+        durationS: num('duration', 300), concurrency: Math.max(1, num('concurrency', 1024)), maxRequests: num('maxRequests', 5_000_000),
+        accounts: Math.max(1, num('accounts', 200_000)), realUsers: num('realUsers', 10_000),
+        smtpListen: o.smtpListen === undefined ? null : num('smtpListen', 65535), out: o.out ? String(o.out) : null, quiet: Boolean(o.quiet),
+      });
+      process.stdout.write(reportMarkdown(r));
+      process.exitCode = r.goals.every((g) => g.met) ? 0 : 3;
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+program
   .command('config')
   .description('Print the configuration reference (Markdown), or check the current environment with --check.')
   .option('--check', 'validate the current environment and exit')

@@ -30,6 +30,10 @@ export interface Config {
   readonly resetDenyQuietMs: number;
   readonly devMailbox: boolean;
   readonly production: boolean;
+  /** Pwned Passwords range API base (k-anonymity); null: the local breached list only. */
+  readonly pwnedRangeUrl: string | null;
+  /** Operator webhook (courier channel `webhook`): both set or neither. */
+  readonly webhook: { readonly url: string; readonly secret: string } | null;
 }
 
 type Parsed<T> = T;
@@ -60,7 +64,10 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'FLOODGATE_COURIER', default: 'in-process', doc: '`in-process` runs the courier inside `serve`; `off` leaves delivery to `floodgate courier`.' },
   { name: 'FLOODGATE_BLAST_RADIUS', default: '100', doc: 'An operator action or job that would mail more recipients than this is held after that many until approved.' },
   { name: 'FLOODGATE_RESET_DENY_QUIET', default: '24h', doc: 'After "I didn\'t request this", reset mail to that address stays quiet this long.' },
+  { name: 'FLOODGATE_PWNED_RANGE_URL', default: null, doc: 'Base URL of a Pwned Passwords range API (e.g. `https://api.pwnedpasswords.com`), asked with the first 5 hex digits of SHA-1 after the local breached list; failures and 2 s timeouts fall back to the local list. Unset: local list only.' },
   { name: 'FLOODGATE_DEV_MAILBOX', default: null, doc: '`true` shows /dev/mailbox; default: on when no SMTP URL is set and NODE_ENV is not production.' },
+  { name: 'FLOODGATE_WEBHOOK_URL', default: null, doc: 'http(s) URL that receives operator notices as signed JSON POSTs (set together with FLOODGATE_WEBHOOK_SECRET).' },
+  { name: 'FLOODGATE_WEBHOOK_SECRET', default: null, doc: 'At least 16 characters: HMAC-SHA256 key of the `X-Floodgate-Signature` header (see docs/courier.md).' },
 ];
 
 const DURATION_RE = /^(\d+)(ms|s|m|h|d)$/;
@@ -202,12 +209,42 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     devMailbox = dmRaw === 'true';
   }
 
+  const whUrl = get('FLOODGATE_WEBHOOK_URL');
+  const whSecret = get('FLOODGATE_WEBHOOK_SECRET');
+  let webhook: Config['webhook'] = null;
+  if (whUrl !== null || whSecret !== null) {
+    if (whUrl === null || whSecret === null) bad('FLOODGATE_WEBHOOK_URL', 'set FLOODGATE_WEBHOOK_URL and FLOODGATE_WEBHOOK_SECRET together, or neither', null);
+    let urlOk = false;
+    if (whUrl !== null) {
+      try {
+        const u = new URL(whUrl);
+        urlOk = (u.protocol === 'http:' || u.protocol === 'https:') && !!u.hostname;
+      } catch { /* reported below */ }
+      if (!urlOk) bad('FLOODGATE_WEBHOOK_URL', 'must be an http or https URL', null);
+    }
+    // The secret signs every POST: a short one could be guessed offline from one captured request.
+    if (whSecret !== null && whSecret.length < 16) bad('FLOODGATE_WEBHOOK_SECRET', 'must be at least 16 characters', null);
+    if (whUrl !== null && whSecret !== null && urlOk && whSecret.length >= 16) webhook = { url: whUrl, secret: whSecret };
+  }
+
+  const pwnedRaw = get('FLOODGATE_PWNED_RANGE_URL');
+  let pwnedRangeUrl: string | null = null;
+  if (pwnedRaw !== null) {
+    try {
+      const u = new URL(pwnedRaw);
+      if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username || u.password) throw new Error('bad');
+      pwnedRangeUrl = u.href.replace(/\/+$/, '');
+    } catch {
+      bad('FLOODGATE_PWNED_RANGE_URL', 'must be an http(s) base URL without query or credentials, e.g. https://api.pwnedpasswords.com', pwnedRaw);
+    }
+  }
+
   if (problems.length) throw new ConfigError(problems);
   const config: Parsed<Config> = {
     port, host, publicUrl, database, redisUrl, smtpUrl, mailFrom, dkim, trustProxy, adminToken, secretKey, dataDir,
-    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, resetDenyQuietMs, devMailbox, production,
+    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl,
   };
-  return Object.freeze({ ...config, trustProxy: Object.freeze([...trustProxy]), dkim: dkim && Object.freeze(dkim), database: Object.freeze(database) });
+  return Object.freeze({ ...config, trustProxy: Object.freeze([...trustProxy]), dkim: dkim && Object.freeze(dkim), database: Object.freeze(database), webhook: webhook && Object.freeze(webhook) });
 }
 
 export function decodeKey(raw: string): Buffer | null {

@@ -17,6 +17,11 @@ import { sendProblem, toAppError } from './problem.js';
 import { accountsRoutes } from '../modules/accounts/routes.js';
 import { sessionsRoutes } from '../modules/sessions/routes.js';
 import { incidentsRoutes } from '../modules/incidents/routes.js';
+import { notificationsRoutes } from '../modules/notifications/routes.js';
+import { mfaRoutes } from '../modules/mfa/routes.js';
+import { recoveryPages, recoveryRoutes } from '../modules/recovery/index.js';
+import { webAssets } from '../web/assets.js';
+import { guardRoutes } from '../modules/guard/routes.js';
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
 
@@ -126,6 +131,12 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
   await accountsRoutes(app, services);
   await sessionsRoutes(app, services);
   await incidentsRoutes(app, services);
+  await notificationsRoutes(app, services);
+  await mfaRoutes(app, services);
+  await recoveryRoutes(app, services);
+  await recoveryPages(app, services);
+  await webAssets(app);
+  await guardRoutes(app, services);
   for (const p of plugins) await p(app, services);
   return app;
 }

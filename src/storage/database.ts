@@ -64,7 +64,7 @@ export async function openStorage(url: DatabaseUrl, opts: OpenOptions = {}): Pro
   }
   try {
     await sql`select 1`.execute(storage.db);
-    if (opts.migrate !== false) await migrateToLatest(storage.db);
+    if (opts.migrate !== false) await migrateToLatest(storage.db, url.kind === 'postgres' ? opts.schema : undefined);
   } catch (e) {
     await storage.close().catch(() => {});
     throw e;

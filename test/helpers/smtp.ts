@@ -20,7 +20,8 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
-export async function startSmtpSink(): Promise<SmtpSink> {
+/** delayMs: answer each message that much later, as a busy mail server would. */
+export async function startSmtpSink(opts: { delayMs?: number } = {}): Promise<SmtpSink> {
   const messages: ReceivedMail[] = [];
   let failures = 0;
   const server = new SMTPServer({
@@ -38,10 +39,16 @@ export async function startSmtpSink(): Promise<SmtpSink> {
         }
         const raw = Buffer.concat(chunks);
         const parsed = await simpleParser(raw);
+        if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
         messages.push({ raw, parsed, to: (session.envelope.rcptTo || []).map((r) => r.address.toLowerCase()), at: Date.now() });
         cb();
       });
     },
+  });
+  // A client killed mid-session (the crash tests SIGKILL couriers) resets its connection: that is
+  // the client's failure, not the sink's; anything else is still thrown.
+  server.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') throw e;
   });
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
   const port = (server.server.address() as AddressInfo).port;

@@ -254,6 +254,27 @@ export class AccountsService {
     return { user, ok: true };
   }
 
+  /** Every account, in id order, in pages (broadcasts to all users). */
+  async *allAccounts(pageSize = 1000): AsyncGenerator<{ id: string; email: string }[]> {
+    let after = '';
+    for (;;) {
+      const page = await this.d.db.selectFrom('users').select(['id', 'email']).where('id', '>', after).orderBy('id').limit(pageSize).execute();
+      if (!page.length) return;
+      yield page;
+      after = page[page.length - 1]!.id;
+    }
+  }
+
+  /** The accounts among these addresses (unknown ones are left out). */
+  async accountsByEmails(emails: string[]): Promise<{ id: string; email: string }[]> {
+    const normalized = [...new Set(emails.map(normalizeEmail).filter(isPlausibleEmail))];
+    const out: { id: string; email: string }[] = [];
+    for (let i = 0; i < normalized.length; i += 500) {
+      out.push(...(await this.d.db.selectFrom('users').select(['id', 'email']).where('email_normalized', 'in', normalized.slice(i, i + 500)).execute()));
+    }
+    return out;
+  }
+
   findByEmail(email: string): Promise<UserRow | undefined> {
     const normalized = normalizeEmail(email);
     return isPlausibleEmail(normalized) ? accountsStore.findByEmail(this.d.db, normalized) : Promise.resolve(undefined);

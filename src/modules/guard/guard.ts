@@ -16,7 +16,7 @@ import type { Challenge } from 'altcha-lib';
 import type { ChallengeService } from './challenge.js';
 import { DEFAULT_POLICY, EMPTY_BASELINE, EMPTY_STATS, learn, MODE_LEVEL, nextMode, pressureOf, signals, type Baseline, type DetectorPolicy, type Mode, type ModeState, type Signal, type WindowStats } from './detector.js';
 import type { LimitRule } from './limiter.js';
-import { networkOf } from './sketch.js';
+import { networkOf, sourceKey } from './sketch.js';
 import type { GuardStore } from './store.js';
 
 export const FLOWS = ['reset', 'signup', 'signin', 'verify_resend'] as const;
@@ -115,7 +115,7 @@ export class Guard {
 
   /** Check limits and mode for one anonymous request, and count it. */
   async inspect(flow: Flow, req: { ip: string | null; target?: string | null; altcha?: unknown }): Promise<Decision> {
-    const ip = req.ip ?? 'unknown';
+    const ip = sourceKey(req.ip);
     const net = networkOf(req.ip);
     for (const { scope, rule } of SOURCE_LIMITS[flow]) {
       const key = `${flow}:${scope}:${scope === 'source' ? ip : net}`;
@@ -221,6 +221,14 @@ export class Guard {
     } catch (e) {
       this.d.logger.error({ err: e }, 'guard: mode change hook failed');
     }
+  }
+
+  /** Share of unknown emails over the current and previous window (null: too few resolved). */
+  async unknownShare(flow: Flow): Promise<number | null> {
+    const w = this.win(this.d.clock.now());
+    const [a, b] = await Promise.all([this.stats(flow, w), this.stats(flow, w - 1)]);
+    const resolved = a.resolved + b.resolved;
+    return resolved >= 10 ? (a.unknown + b.unknown) / resolved : null;
   }
 
   async mode(flow: Flow): Promise<Mode> {

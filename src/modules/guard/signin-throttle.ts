@@ -11,7 +11,7 @@
 import { DAY, MINUTE, SECOND, type Clock } from '../../kernel/clock.js';
 import type { RequestContext } from '../../kernel/context.js';
 import type { SignInThrottle } from '../sessions/index.js';
-import { networkOf } from './sketch.js';
+import { networkOf, sourceKey } from './sketch.js';
 import type { GuardStore } from './store.js';
 
 export const FREE_FAILURES = 5;
@@ -41,7 +41,7 @@ export class GuardSignInThrottle implements SignInThrottle {
 
   async check(key: string, ctx: RequestContext): Promise<number | null> {
     const now = this.clock.now();
-    const ip = ctx.ip ?? 'unknown';
+    const ip = sourceKey(ctx.ip);
     const [src, net, acct] = await Promise.all([
       this.store.peek(`signin-fail:source:${ip}`, SOURCE_FAILURES),
       this.store.peek(`signin-fail:network:${networkOf(ctx.ip)}`, NETWORK_FAILURES),
@@ -53,7 +53,7 @@ export class GuardSignInThrottle implements SignInThrottle {
   }
 
   async failed(key: string, ctx: RequestContext): Promise<{ lockAccount: boolean }> {
-    const ip = ctx.ip ?? 'unknown';
+    const ip = sourceKey(ctx.ip);
     const acct = await this.account(key);
     const failures = acct.failures + 1;
     await Promise.all([

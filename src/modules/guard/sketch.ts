@@ -85,6 +85,19 @@ export class SpaceSaving {
   }
 }
 
+/**
+ * The per-source key of a client address. An IPv6 client usually holds a whole /64, so it counts
+ * as one source (otherwise one host would get 2^64 budgets); IPv4 addresses count one by one.
+ */
+export function sourceKey(ip: string | null): string {
+  if (!ip) return 'none';
+  const v4mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (v4mapped) return v4mapped[1]!;
+  if (!ip.includes(':')) return ip;
+  const full = expandIpv6(ip.split('%')[0]!);
+  return full ? `${full.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64` : ip.slice(0, 64);
+}
+
 /** The network a client address belongs to: /24 for IPv4, /56 for IPv6. */
 export function networkOf(ip: string | null): string {
   if (!ip) return 'unknown';

@@ -27,11 +27,13 @@ export type SecurityEventType =
   | 'password.reset_requested'
   | 'password.reset_denied'
   | 'password.reset_completed'
+  | 'password.reset_mfa_failed'
   | 'mfa.totp_enrolled'
   | 'mfa.totp_removed'
   | 'mfa.recovery_code_used'
   | 'mfa.passkey_added'
   | 'mfa.passkey_removed'
+  | 'mfa.recovery_codes_regenerated'
   | 'guard.mode_changed'
   | 'operator.action';
 

@@ -1,2 +1,11 @@
-export { Outbox, type OutboundMessage, type EnqueueResult } from './outbox.js';
+export { Outbox, type OutboundMessage, type EnqueueResult, type EnqueueListener } from './outbox.js';
 export { MESSAGE_TYPES, laneOf, type MessageType, type Channel, type Lane, type MessageState } from './model.js';
+export { Courier, backoffDelay, type CourierOptions } from './courier.js';
+export { createCourier, type CourierDeps } from './factory.js';
+export { allowAllGate, DeliveryError, type DeliveryGate, type DeliveryRow, type GateDecision, type Channel as DeliveryChannel, type FailureDisposition } from './ports.js';
+export { renderMessage, TemplateError, LOCALES, type Rendered, type TemplateData, type TemplateSecrets, type Locale } from './templates.js';
+export { courierStore, type HeldFilter, type OutboxRow } from './store.js';
+export { signWebhook, verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER } from './channels/webhook.js';
+export { notificationsRoutes } from './routes.js';
+export { listSentMessages, messagesRoutes, subjectOf, MESSAGES_WINDOW_DAYS, type SentMessage } from './messages.js';
+export { inboxStore, type InboxEntry } from './channels/inbox.js';

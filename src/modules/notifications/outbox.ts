@@ -37,11 +37,21 @@ export interface EnqueueResult {
   duplicate: boolean;
 }
 
+/** Told after a row is inserted (inside the caller's transaction: it may still roll back). */
+export type EnqueueListener = (e: { id: string; type: MessageType; channel: Channel; held: boolean }) => void;
+
 export class Outbox {
+  private readonly listeners: EnqueueListener[] = [];
+
   constructor(
     private readonly clock: Clock,
     private readonly box: SecretBox,
   ) {}
+
+  /** The courier listens to wake up at once and to count queued messages. */
+  onEnqueued(fn: EnqueueListener): void {
+    this.listeners.push(fn);
+  }
 
   async enqueue(db: Db, msg: OutboundMessage): Promise<EnqueueResult> {
     if (!msg.cause || !msg.cause.kind || !causeId(msg.cause)) {
@@ -79,7 +89,10 @@ export class Outbox {
       .onConflict((oc) => oc.column('idempotency_key').doNothing())
       .returning('id')
       .executeTakeFirst();
-    if (inserted) return { id: inserted.id, duplicate: false };
+    if (inserted) {
+      for (const fn of this.listeners) fn({ id: inserted.id, type: msg.type, channel: msg.channel, held: !!msg.hold });
+      return { id: inserted.id, duplicate: false };
+    }
     const existing = await db.selectFrom('outbox').select('id').where('idempotency_key', '=', key.slice(0, 300)).executeTakeFirstOrThrow();
     return { id: existing.id, duplicate: true };
   }

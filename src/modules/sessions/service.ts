@@ -118,6 +118,13 @@ export class SessionsService {
     return Number(r.numUpdatedRows);
   }
 
+  /** Whether the account has a live session used within `withinMs` (a device that can answer a prompt). */
+  async hasRecentSession(userId: string, withinMs: number): Promise<boolean> {
+    const now = this.d.clock.now();
+    const r = await this.d.db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('revoked_at', 'is', null).where('expires_at', '>', now).where('last_seen_at', '>', now - Math.min(withinMs, this.d.idleMs)).limit(1).executeTakeFirst();
+    return r !== undefined;
+  }
+
   /** Whether this device (by user agent) signed in to the account before; for new-device notices. */
   async seenDevice(db: Db, userId: string, device: string): Promise<boolean> {
     const r = await db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('device', '=', device).limit(1).executeTakeFirst();

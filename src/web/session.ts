@@ -1,0 +1,39 @@
+/**
+ * The person's browser session on the hosted pages: the floodgate_session cookie, set exactly as
+ * POST /api/v1/sessions sets it. Pages read the cookie only (a page never takes a bearer token).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { SESSION_COOKIE } from '../http/context.js';
+import type { ActiveSession } from '../modules/sessions/index.js';
+import type { Services } from '../services.js';
+import { csrfToken } from './csrf.js';
+
+export interface PageUser extends ActiveSession {
+  csrf: string;
+}
+
+const cache = new WeakMap<FastifyRequest, PageUser | null>();
+
+/** The live session behind the cookie, with its CSRF token; null when signed out. */
+export async function pageUser(s: Services, req: FastifyRequest): Promise<PageUser | null> {
+  if (cache.has(req)) return cache.get(req)!;
+  const c = req.cookies?.[SESSION_COOKIE];
+  const a = c ? await s.sessions.authenticate(c) : null;
+  const u = a && { ...a, csrf: csrfToken(s.box.key, a.session.id) };
+  cache.set(req, u);
+  return u;
+}
+
+export function setSessionCookie(s: Services, reply: FastifyReply, token: string): void {
+  const secure = s.config.publicUrl.startsWith('https:');
+  reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
+}
+
+export function clearSessionCookie(reply: FastifyReply): void {
+  reply.clearCookie(SESSION_COOKIE, { path: '/' });
+}
+
+/** POST-redirect-GET: 303 to a path on this site. */
+export function seeOther(reply: FastifyReply, path: string): FastifyReply {
+  return reply.code(303).header('location', path).send();
+}
