@@ -5,14 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const ALL = ['signin', 'courier', 'reset-timing', 'guard'];
+const ALL = ['signin', 'reset-timing', 'courier', 'breached', 'guard'];
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 let failed = 0;
 for (const name of wanted) {
   const file = new URL(`./${name}.mjs`, import.meta.url);
   if (!existsSync(file)) { console.log(`\n## ${name}: no bench/${name}.mjs yet`); continue; }
   console.log(`\n## ${name}`);
-  const r = spawnSync(process.execPath, [file.pathname], { stdio: 'inherit', env: process.env });
+  const r = spawnSync(process.execPath, ['--expose-gc', file.pathname], { stdio: 'inherit', env: process.env });
   if (r.status !== 0) { failed++; console.log(`(${name} exited with ${r.status})`); }
 }
 process.exit(failed ? 1 : 0);

@@ -13,9 +13,9 @@ import { Metrics } from './kernel/metrics.js';
 import { openStorage, type Storage } from './storage/database.js';
 import { AccountsService, PasswordHasher, type BreachedPasswords } from './modules/accounts/index.js';
 import { AuditLog, Incidents, SecurityEvents } from './modules/incidents/index.js';
-import { createCourier, Outbox } from './modules/notifications/index.js';
+import { createCourier, DigestWorker, Outbox } from './modules/notifications/index.js';
 import { OperatorsService } from './modules/operators/index.js';
-import { SessionsService, SignInFlow } from './modules/sessions/index.js';
+import { NewDeviceNotices, NotMeService, SessionsService, SignInFlow } from './modules/sessions/index.js';
 import { Redis } from 'ioredis';
 import { Broadcasts, ChallengeService, Guard, GuardSignInThrottle, MemoryGuardStore, OutboundGuard, RedisGuardStore, resetGuard, type GuardStore } from './modules/guard/index.js';
 import { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
@@ -104,9 +104,12 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
       });
     },
   });
-  const mfa = createMfa({ db, clock, box, secretKey: box.key, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl });
+  // Passkey sign-ins end through the sign-in flow too (its observers), bound late: the flow needs mfa's second factor.
+  let signIn: SignInFlow;
+  const signIns = { completeSignIn: (...a: Parameters<SignInFlow['completeSignIn']>) => signIn.completeSignIn(...a) };
+  const mfa = createMfa({ db, clock, box, secretKey: box.key, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
   const secondFactor = mfa.secondFactor;
-  const signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [] });
+  signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })] });
   const operators = new OperatorsService(db, clock, config.adminToken);
   let recovery: RecoveryService;
   const outbound = new OutboundGuard({
@@ -119,10 +122,12 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
     guard: resetGuard({ guard, outbound, recentDevice: (userId) => sessions.hasRecentSession(userId, 14 * 86_400_000) }),
   });
   const resetIntake = new ResetIntakeWorker({ db, dialect: storage.dialect, clock, logger, metrics, recovery });
+  const notMe = new NotMeService({ db, clock, sessions, accounts, events, limiter, resets: recovery });
+  const digests = new DigestWorker({ db, clock, logger, outbox, publicUrl: config.publicUrl, emailOf: async (id) => (await accounts.findById(id))?.email ?? null });
   // Reads the DKIM key once: a missing or unusable key is a boot error (mail never goes out unsigned).
   const courier = createCourier({ config, storage, clock, logger, metrics, outbox, box, gate: outbound });
   const broadcasts = new Broadcasts({ db, clock, outbox, accounts, audit, outbound, blastRadius: config.blastRadius });
-  return { incidents, audit, outbound, broadcasts, courierWake: () => courier.wake(), config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, mfa, recovery, resetIntake, courier, workers: [resetIntake, ...(config.courier === 'in-process' ? [courier] : [])], guardStore: store, guard, challenges };
+  return { incidents, audit, outbound, broadcasts, courierWake: () => courier.wake(), config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, mfa, recovery, resetIntake, courier, workers: [resetIntake, digests, ...(config.courier === 'in-process' ? [courier] : [])], guardStore: store, guard, challenges, notMe, digests };
 }
 
 export interface Floodgate {

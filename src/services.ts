@@ -7,9 +7,9 @@ import type { Metrics } from './kernel/metrics.js';
 import type { Storage } from './storage/database.js';
 import type { AccountsService, PasswordHasher } from './modules/accounts/index.js';
 import type { AuditLog, Incidents, SecurityEvents } from './modules/incidents/index.js';
-import type { Courier, Outbox } from './modules/notifications/index.js';
+import type { Courier, DigestWorker, Outbox } from './modules/notifications/index.js';
 import type { OperatorsService } from './modules/operators/index.js';
-import type { SecondFactor, SessionsService, SignInFlow } from './modules/sessions/index.js';
+import type { NotMeService, SecondFactor, SessionsService, SignInFlow } from './modules/sessions/index.js';
 import type { MfaModule } from './modules/mfa/index.js';
 import type { Broadcasts, ChallengeService, Guard, GuardStore, OutboundGuard, RateLimiter } from './modules/guard/index.js';
 import type { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
@@ -60,4 +60,8 @@ export interface Services {
   courier: Courier;
   /** Background loops; createFloodgate starts them when asked (serve), tests drive them directly. */
   workers: BackgroundWorker[];
+  /** "This wasn't me" on new-sign-in notices: revoke that session, start a reset. */
+  notMe: NotMeService;
+  /** Queues one digest per account and day of folded protective notices (in `workers`; tests call runOnce). */
+  digests: DigestWorker;
 }

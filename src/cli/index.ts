@@ -12,6 +12,7 @@ import { CLI_CONTEXT } from '../kernel/context.js';
 import { createFloodgate, createLogger, createServices } from '../main.js';
 import { openStorage } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrator.js';
+import { consoleAccess } from '../web/console/index.js';
 
 function env(): Record<string, string | undefined> {
   const merged: Record<string, string | undefined> = {};
@@ -140,6 +141,42 @@ operators
       const ok = await s.operators.revoke(name);
       await s.storage.close();
       process.stdout.write(ok ? `revoked ${name}\n` : `no live operator named ${name}\n`);
+      process.exitCode = ok ? 0 : 1;
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+// The operator console: a user account granted the operator role (it signs in with its password and a second factor).
+const CLI_OPERATOR = { id: 'cli', name: 'cli' };
+operators
+  .command('grant')
+  .argument('<email>', 'an existing account')
+  .description('Let an existing account sign in to the operator console (/console); it needs two-step verification to do so.')
+  .action(async (email: string) => {
+    const cfg = config();
+    try {
+      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+      const r = await consoleAccess(s).grant(email, CLI_OPERATOR, 'granted from the command line');
+      const mfa = await s.mfa.factors.enabled(s.storage.db, r.userId);
+      await s.storage.close();
+      process.stdout.write(`granted the console operator role to ${r.email}\n`);
+      if (!mfa) process.stderr.write(`note: ${r.email} has no two-step verification yet; the console refuses it until an authenticator app is set up on /security\n`);
+    } catch (e) {
+      fail(e);
+    }
+  });
+operators
+  .command('revoke-grant')
+  .argument('<email>', 'an account granted the console operator role')
+  .description('Take the console operator role away; its console sessions end at once.')
+  .action(async (email: string) => {
+    const cfg = config();
+    try {
+      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+      const ok = await consoleAccess(s).revokeGrant(email, CLI_OPERATOR, 'revoked from the command line');
+      await s.storage.close();
+      process.stdout.write(ok ? `revoked the console operator role of ${email}\n` : `${email} has no console operator role\n`);
       process.exitCode = ok ? 0 : 1;
     } catch (e) {
       fail(e);

@@ -31,7 +31,9 @@ export function sameOrigin(req: FastifyRequest, publicUrl: string): boolean {
   if (site === 'cross-site' || site === 'same-site') return false;
   const origin = req.headers.origin;
   if (typeof origin === 'string' && origin !== 'null') return origin === publicUrl;
-  if (origin === 'null') return false;
+  // A same-origin form post from a page with Referrer-Policy: no-referrer (ours) carries
+  // `Origin: null`; Sec-Fetch-Site, which no page can set, still tells it is ours.
+  if (origin === 'null') return site === 'same-origin';
   return true; // not a browser-initiated cross-site request (no Origin, no Sec-Fetch-Site)
 }
 

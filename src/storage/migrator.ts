@@ -5,6 +5,7 @@ import * as m0003 from './migrations/0003-recovery.js';
 import * as m0004 from './migrations/0004-mfa.js';
 import * as m0005 from './migrations/0005-guard.js';
 import * as m0006 from './migrations/0006-console.js';
+import * as m0007 from './migrations/0007-signin-notices.js';
 
 /** Migrations are frozen in time: each takes Kysely<any> and never imports app code. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004-mfa': m0004,
   '0005-guard': m0005,
   '0006-console': m0006,
+  '0007-signin-notices': m0007,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

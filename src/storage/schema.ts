@@ -325,6 +325,30 @@ export interface ConsoleSessionsTable {
   revoked_at: number | null;
 }
 
+/** New-sign-in notices: the "this wasn't me" token of each (only sha256 of its secret); single use, 7 days. */
+export interface SigninNoticesTable {
+  /** The token's id part. */
+  id: string;
+  user_id: string;
+  /** The session the token may revoke. */
+  session_id: string;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** Protective notices the delivery gate folded into the in-app inbox, and the digest that listed them. */
+export interface NoticeFoldsTable {
+  outbox_id: string;
+  user_id: string;
+  type: string;
+  /** UTC date (YYYY-MM-DD) of the fold. */
+  day: string;
+  folded_at: number;
+  /** The digest's outbox row id, once queued. */
+  digest_id: string | null;
+}
+
 export interface Database {
   breakers: BreakersTable;
   kill_switches: KillSwitchesTable;
@@ -351,6 +375,8 @@ export interface Database {
   mfa_challenges: MfaChallengesTable;
   console_operators: ConsoleOperatorsTable;
   console_sessions: ConsoleSessionsTable;
+  signin_notices: SigninNoticesTable;
+  notice_folds: NoticeFoldsTable;
 }
 
 /** A connection or an open transaction: stores take either, so callers choose the transaction. */

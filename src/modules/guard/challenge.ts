@@ -1,22 +1,24 @@
 /**
- * Proof-of-work challenges (ALTCHA, self-hosted, no third party). A challenge is made by
- * altcha-lib's createChallenge in deterministic mode: the server picks a random counter and the
- * client must find it by brute force (PBKDF2-SHA-256 per try), so the expected cost is half the
- * counter range; the range grows with the guard's pressure. Verification checks the HMAC
- * signatures (no re-derivation: cheap for us), the flow the challenge was made for, its expiry
- * on the injected clock, and that it was not used before (single use, shared store).
+ * Proof-of-work challenges (ALTCHA, self-hosted, no third party), made by altcha-lib's
+ * createChallenge. The client must find a counter whose PBKDF2-SHA-256 key starts with three
+ * zero hex digits (about 4,096 tries on average); the PBKDF2 cost per try grows with the guard's
+ * pressure. Making a challenge costs us one random nonce and one HMAC (no key derivation), so
+ * answering a flood with challenges stays cheap; verifying re-derives one key. Verification
+ * checks the HMAC signature, the flow the challenge was made for, its expiry on the injected
+ * clock, and that it was not used before (single use, in the shared store).
  */
 import { createHmac } from 'node:crypto';
-import { createChallenge, randomInt, verifySolution, type Challenge, type Solution } from 'altcha-lib';
+import { createChallenge, verifySolution, type Challenge, type Solution } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/pbkdf2';
 import { MINUTE, type Clock } from '../../kernel/clock.js';
 import type { GuardStore } from './store.js';
 
 export const CHALLENGE_TTL_MS = 10 * MINUTE;
-/** PBKDF2 iterations per try; with the counter range this sets the expected work. */
-const COST = 1_000;
-const BASE_RANGE = 2_000;
-const MAX_RANGE = 50_000;
+/** Zero hex digits the derived key must start with: 16^3 = 4,096 expected tries. */
+const KEY_PREFIX = '000';
+/** PBKDF2 iterations per try at pressure 1 (about half a second in a browser), up to 16x under attack. */
+const BASE_COST = 100;
+const MAX_FACTOR = 16;
 
 export interface ChallengePayload {
   challenge: Challenge;
@@ -27,7 +29,6 @@ export type VerifyOutcome = 'ok' | 'malformed' | 'invalid' | 'expired' | 'wrong_
 
 export class ChallengeService {
   private readonly signKey: string;
-  private readonly keySignKey: string;
   constructor(
     secretKey: Buffer,
     private readonly clock: Clock,
@@ -35,25 +36,26 @@ export class ChallengeService {
   ) {
     // Purpose-bound keys derived from the service key: a leaked challenge key reveals nothing else.
     this.signKey = createHmac('sha256', secretKey).update('floodgate altcha signature').digest('hex');
-    this.keySignKey = createHmac('sha256', secretKey).update('floodgate altcha key signature').digest('hex');
   }
 
-  /** Counter range for a pressure: about 1 s of a browser's work at pressure 1, more under attack. */
-  rangeFor(pressure: number): number {
-    return Math.min(MAX_RANGE, Math.round(BASE_RANGE * Math.max(1, pressure)));
+  /** PBKDF2 iterations per try for a pressure: the work grows with the attack. */
+  costFor(pressure: number): number {
+    return Math.round(BASE_COST * Math.min(MAX_FACTOR, Math.max(1, pressure)));
   }
 
   async create(flow: string, pressure: number): Promise<Challenge> {
-    const range = this.rangeFor(pressure);
-    return createChallenge({
+    // altcha-lib makes the parameters (random nonce and salt, sorted keys); we sign them with
+    // node:crypto's HMAC, which is what the library's own signing computes (HMAC-SHA-256 of the
+    // parameters' JSON under the secret's UTF-8 bytes) at a fraction of WebCrypto's per-call cost:
+    // a flood is answered with a challenge per request. verifySolution checks it (tested).
+    const { parameters } = await createChallenge({
       algorithm: 'PBKDF2/SHA-256',
-      cost: COST,
-      counter: randomInt(Math.floor(range / 2), range),
+      cost: this.costFor(pressure),
+      keyPrefix: KEY_PREFIX,
       deriveKey,
       data: { flow, exp: this.clock.now() + CHALLENGE_TTL_MS },
-      hmacSignatureSecret: this.signKey,
-      hmacKeySignatureSecret: this.keySignKey,
     });
+    return { parameters, signature: createHmac('sha256', this.signKey).update(JSON.stringify(parameters)).digest('hex') };
   }
 
   /** Accepts the ALTCHA widget's base64 payload or the object itself. */
@@ -81,7 +83,9 @@ export class ChallengeService {
     if (!p) return 'malformed';
     let verified = false;
     try {
-      const r = await verifySolution({ challenge: p.challenge, solution: p.solution, deriveKey, hmacSignatureSecret: this.signKey, hmacKeySignatureSecret: this.keySignKey });
+      // The cost is ours, signed: a client cannot lower it (the signature would not match).
+      if (typeof p.challenge.parameters.cost !== 'number' || p.challenge.parameters.cost > BASE_COST * MAX_FACTOR) return 'invalid';
+      const r = await verifySolution({ challenge: p.challenge, solution: p.solution, deriveKey, hmacSignatureSecret: this.signKey });
       verified = r.verified;
     } catch {
       return 'invalid';

@@ -6,6 +6,8 @@
  *   internal bug (operator, job) trip different breakers and look different;
  * - protective notices (password changed, new sign-in, MFA changed) have budgets of their own:
  *   a flood of reset requests can never silence them;
+ * - past FOLD_AFTER a day per account, protective emails fold into the in-app inbox (recorded for
+ *   the account's daily digest) instead of being held: they still reach the person, never dropped;
  * - any single operator action or job mails at most FLOODGATE_BLAST_RADIUS recipients before the
  *   rest waits for an approval.
  */
@@ -17,6 +19,7 @@ import type { Metrics } from '../../kernel/metrics.js';
 import type { Database } from '../../storage/schema.js';
 import type { AuditLog, Incidents } from '../incidents/index.js';
 import type { DeliveryGate, DeliveryRow, GateDecision } from '../notifications/ports.js';
+import { noticeFolds, utcDay } from '../notifications/index.js';
 import type { GuardStore } from './store.js';
 
 export interface Budget {
@@ -32,6 +35,8 @@ const PROTECTIVE = new Set(['password_changed', 'new_signin', 'mfa_changed', 'em
 export function budgetFor(type: string, causeKind: string): Budget {
   if (PROTECTIVE.has(type)) return { perMinute: 300, perHour: 5_000 };
   if (causeKind === 'operator' || causeKind === 'job') return { perMinute: 600, perHour: 20_000 };
+  // Requests that paid a proof of work: a wider band, since each one cost its sender real work.
+  if (causeKind === 'anonymous_pow') return { perMinute: 120, perHour: 2_000 };
   switch (type) {
     case 'password_reset':
       return { perMinute: 30, perHour: 400 };
@@ -46,6 +51,9 @@ export function budgetFor(type: string, causeKind: string): Budget {
 /** Band factor over the learned per-minute baseline. */
 const FACTOR = 5;
 
+/** Protective emails per account per UTC day; the rest of the day's fold into the in-app inbox and a digest. */
+export const FOLD_AFTER = 3;
+
 export interface OutboundDeps {
   db: Kysely<Database>;
   store: GuardStore;
@@ -57,6 +65,8 @@ export interface OutboundDeps {
   blastRadius: number;
   /** Holds kept by other modules (e.g. `flow:reset`: reset requests waiting in the intake). */
   holds?: Record<string, ExternalHold>;
+  /** Protective emails per account per day before folding (default FOLD_AFTER). */
+  foldAfter?: number;
 }
 
 export interface ExternalHold {
@@ -113,6 +123,12 @@ export class OutboundGuard implements DeliveryGate {
     if (ks === 'pause') return { action: 'hold', reason: `kill_switch:type:${row.type}` };
     if (ks === 'inbox_only' && row.channel === 'email' && row.user_id) return { action: 'reroute', channel: 'inbox', reason: `kill_switch:type:${row.type}` };
 
+    // Priority lanes: a few protective emails a day per account, then the inbox and one digest, so
+    // neither a flood nor a bug can bury a person's mailbox in alerts, and none is lost.
+    if (PROTECTIVE.has(row.type) && row.channel === 'email' && row.user_id && (await this.fold(row, row.user_id))) {
+      return { action: 'reroute', channel: 'inbox', reason: 'folded' };
+    }
+
     // Blast radius: one operator action or job mails at most N recipients before approval.
     if ((row.cause_kind === 'operator' || row.cause_kind === 'job') && row.attempts === 0) {
       const approved = await this.d.db.selectFrom('cause_approvals').select('cause_id').where('cause_id', '=', row.cause_id).executeTakeFirst();
@@ -142,6 +158,22 @@ export class OutboundGuard implements DeliveryGate {
     }
     await this.learn(name);
     return { action: 'send' };
+  }
+
+  /**
+   * Whether this protective email folds into the inbox: counted once per row (on its first
+   * attempt) per account and UTC day; a retry is judged against the day's count so far. Two
+   * workers racing may fold one more than needed, never mail more than the cap.
+   */
+  private async fold(row: DeliveryRow, userId: string): Promise<boolean> {
+    const now = this.d.clock.now();
+    const day = utcDay(now);
+    const key = `fold:${userId}:${day}`;
+    if (row.attempts === 0) await this.d.store.incr(key, 1, 2 * DAY);
+    if ((await this.d.store.counter(key)) <= (this.d.foldAfter ?? FOLD_AFTER)) return false;
+    await noticeFolds.record(this.d.db, { outboxId: row.id, userId, type: row.type, day, at: now });
+    this.d.metrics.messages.inc({ type: row.type, channel: 'email', event: 'folded' });
+    return true;
   }
 
   /** Fold the previous minute's count into the breaker's baseline once per minute (EWMA). */

@@ -56,7 +56,7 @@ export async function guardRoutes(app: App, s: Services): Promise<void> {
       const op = await requireOperator(s, req);
       const name = req.params.name;
       if (action === 'trip') {
-        if (!/^[a-z_]+:(anonymous|user|operator|job)$/.test(name)) throw new AppError('invalid_request', 'Breaker names are <message type>:<cause kind>.');
+        if (!/^[a-z_]+:(anonymous|anonymous_pow|user|operator|job)$/.test(name)) throw new AppError('invalid_request', 'Breaker names are <message type>:<cause kind>.');
         await s.outbound.trip(name, req.body.reason, op);
         return { name, affected: 0 };
       }

@@ -33,7 +33,7 @@ export interface ClassifiedIncident {
 export function classify(kind: string, e: Evidence): ClassifiedIncident {
   const reasons: string[] = [];
   const internal = e.mailByCause.filter((m) => m.causeKind === 'operator' || m.causeKind === 'job').reduce((n, m) => n + m.count, 0);
-  const anonymous = e.mailByCause.filter((m) => m.causeKind === 'anonymous').reduce((n, m) => n + m.count, 0);
+  const anonymous = e.mailByCause.filter((m) => m.causeKind.startsWith('anonymous')).reduce((n, m) => n + m.count, 0);
   if (kind.startsWith('breaker:') && internal > anonymous) {
     reasons.push(`${internal} messages in the last ${e.windowMinutes} min were caused by operator actions or jobs, ${anonymous} by anonymous requests`);
     reasons.push('mail volume is driven from inside: look for a job or operator action that mails many accounts (a bug), not an attack');

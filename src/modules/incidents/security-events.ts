@@ -19,6 +19,7 @@ export type SecurityEventType =
   | 'signin.succeeded'
   | 'signin.failed'
   | 'signin.throttled'
+  | 'signin.reported_not_me'
   | 'session.revoked'
   | 'session.revoked_others'
   | 'session.signed_out'
@@ -35,6 +36,7 @@ export type SecurityEventType =
   | 'mfa.passkey_removed'
   | 'mfa.recovery_codes_regenerated'
   | 'guard.mode_changed'
+  | 'console.signed_in'
   | 'operator.action';
 
 export interface SecurityEvent {

@@ -8,7 +8,7 @@ import type { AccountsService, BreachedPasswords, PasswordHasher } from '../acco
 import type { RateLimiter } from '../guard/index.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import type { Outbox } from '../notifications/index.js';
-import type { SecondFactor, SessionsService } from '../sessions/index.js';
+import type { SecondFactor, SessionsService, SignInFlow } from '../sessions/index.js';
 import { LocalBreachedList, PwnedRangeList } from './breached.js';
 import { PasskeyService } from './passkeys.js';
 import { PasswordChange } from './password-change.js';
@@ -42,12 +42,14 @@ export interface MfaModuleDeps {
   hasher: PasswordHasher;
   breached: BreachedPasswords;
   publicUrl: string;
+  /** Ends passkey sign-ins like password ones (SignInFlow.completeSignIn; main binds it late). */
+  signIns: Pick<SignInFlow, 'completeSignIn'>;
 }
 
 export function createMfa(d: MfaModuleDeps): MfaModule {
   const factors = new MfaService({ db: d.db, clock: d.clock, box: d.box, events: d.events, outbox: d.outbox, limiter: d.limiter, accounts: d.accounts, sessions: d.sessions });
   const decoyKey = Buffer.from(hkdfSync('sha256', d.secretKey, Buffer.alloc(0), 'floodgate/mfa/passkey-decoy/v1', 32));
-  const passkeys = new PasskeyService({ db: d.db, clock: d.clock, events: d.events, limiter: d.limiter, accounts: d.accounts, sessions: d.sessions, mfa: factors, publicUrl: d.publicUrl, decoyKey });
+  const passkeys = new PasskeyService({ db: d.db, clock: d.clock, events: d.events, limiter: d.limiter, accounts: d.accounts, sessions: d.sessions, mfa: factors, publicUrl: d.publicUrl, decoyKey, signIns: d.signIns });
   const passwords = new PasswordChange({ db: d.db, clock: d.clock, accounts: d.accounts, sessions: d.sessions, events: d.events, outbox: d.outbox, hasher: d.hasher, breached: d.breached, mfa: factors });
   return { factors, passkeys, passwords, secondFactor: factors.secondFactor };
 }

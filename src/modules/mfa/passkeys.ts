@@ -27,7 +27,7 @@ import type { Database } from '../../storage/schema.js';
 import type { AccountsService } from '../accounts/index.js';
 import type { RateLimiter } from '../guard/index.js';
 import type { SecurityEvents } from '../incidents/index.js';
-import { describeDevice, type SessionsService } from '../sessions/index.js';
+import { describeDevice, type SessionsService, type SignInFlow } from '../sessions/index.js';
 import {
   CHALLENGE_TTL_MS, MAX_PASSKEYS_PER_ACCOUNT, PASSKEY_FAILURE_RULE, PASSKEY_NAME_MAX, PASSKEY_OPTIONS_RULE,
   type Actor, type PasskeyView,
@@ -46,6 +46,8 @@ export interface PasskeyDeps {
   publicUrl: string;
   /** Key for decoy credential ids (derived from FLOODGATE_SECRET_KEY). */
   decoyKey: Buffer;
+  /** Ends a passkey sign-in the way every sign-in ends (the sessions module's SignInFlow). */
+  signIns: Pick<SignInFlow, 'completeSignIn'>;
 }
 
 export interface PasskeySignIn {
@@ -236,11 +238,8 @@ export class PasskeyService {
     }
     const result = await this.d.db.transaction().execute(async (trx) => {
       if (!(await mfaStore.usePasskey(trx, cred.id, Number(cred.counter), newCounter, now))) return null;
-      const device = describeDevice(ctx.userAgent);
-      const newDevice = !(await this.d.sessions.seenDevice(trx, user.id, device));
-      const s = await this.d.sessions.create(trx, user.id, ctx, 'passkey');
-      await this.d.events.record(trx, 'signin.succeeded', user.id, ctx, { session: s.id, method: 'passkey', passkey: cred.id, newDevice });
-      return s;
+      // The same ending as a password sign-in: session, event and sign-in observers (new-device notice).
+      return this.d.signIns.completeSignIn(trx, user, ctx, 'passkey', { passkey: cred.id });
     });
     if (!result) return fail('counter did not grow');
     return { token: result.token, sessionId: result.id, expiresAt: result.expiresAt, userId: user.id };

@@ -9,3 +9,4 @@ export { signWebhook, verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER } from '.
 export { notificationsRoutes } from './routes.js';
 export { listSentMessages, messagesRoutes, subjectOf, MESSAGES_WINDOW_DAYS, type SentMessage } from './messages.js';
 export { inboxStore, type InboxEntry } from './channels/inbox.js';
+export { DigestWorker, noticeFolds, utcDay, DIGEST_MAX_ITEMS, FOLD_RETENTION_DAYS, type DigestDeps, type DigestReport } from './digest.js';

@@ -8,7 +8,7 @@
  *   row id, and wiped once delivered.
  */
 import type { Clock } from '../../kernel/clock.js';
-import { causeId, type Cause } from '../../kernel/context.js';
+import { causeId, causeKind, type Cause } from '../../kernel/context.js';
 import type { SecretBox } from '../../kernel/crypto.js';
 import { AppError } from '../../kernel/errors.js';
 import { newId } from '../../kernel/ids.js';
@@ -70,7 +70,7 @@ export class Outbox {
         user_id: msg.userId,
         recipient: msg.recipient,
         idempotency_key: key.slice(0, 300),
-        cause_kind: msg.cause.kind,
+        cause_kind: causeKind(msg.cause),
         cause_id: causeId(msg.cause),
         cause_ip: 'ip' in msg.cause ? msg.cause.ip : null,
         payload: JSON.stringify(msg.data),

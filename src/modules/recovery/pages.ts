@@ -7,6 +7,8 @@
  * - forms are plain HTML posts (no script: the CSP forbids inline script anyway). They carry no
  *   session, so no CSRF token, but a post from another site is refused (Origin / Sec-Fetch-Site);
  * - /forgot answers exactly as the API does: the same page for every address.
+ * - when the guard asks for proof of work (428), /forgot comes back with the ALTCHA widget, the
+ *   only script on these pages (served from /assets/); its solution arrives as the `altcha` field.
  */
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
@@ -16,6 +18,7 @@ import { ctxOf, noStore } from '../../http/context.js';
 import { isAppError, type AppError } from '../../kernel/errors.js';
 import type { Services } from '../../services.js';
 import { html, notice, sendPage, type SafeHtml } from '../../web/layout.js';
+import { ALTCHA_ASSETS, challengeWidget } from '../../web/forms.js';
 import { MIN_PASSWORD_LENGTH } from '../accounts/index.js';
 import { requesterOf } from './routes.js';
 
@@ -29,14 +32,15 @@ function humanDuration(ms: number): string {
   return m === 1 ? '1 minute' : `${m} minutes`;
 }
 
-function forgotForm(email = '', error: SafeHtml | string | null = null): SafeHtml {
+function forgotForm(email = '', error: SafeHtml | string | null = null, challenge: unknown = null): SafeHtml {
   return html`${error ? notice('error', error) : ''}
 <p>Enter the email address of your account. If there is an account for it, we will send a link to choose a new password.</p>
 <form method="post" action="/forgot">
 <div class="field">
 <label for="email">Email address</label>
-<input id="email" name="email" type="email" autocomplete="email" inputmode="email" required maxlength="320" value="${email}"${error ? html` aria-invalid="true"` : ''}>
+<input id="email" name="email" type="email" autocomplete="email" inputmode="email" required maxlength="320" value="${email}"${error && !challenge ? html` aria-invalid="true"` : ''}>
 </div>
+${challenge ? challengeWidget(challenge) : ''}
 <button type="submit">Send reset link</button>
 </form>`;
 }
@@ -93,15 +97,17 @@ export async function recoveryPages(app: App, s: Services): Promise<void> {
   });
 
   app.post('/forgot', {
-    schema: { ...pageOpts, summary: 'Page: ask for a reset link (form post)', body: Type.Object({ email: FormString(400) }, { additionalProperties: false }), response: htmlResponse([200, 400, 403, 429]) },
+    schema: { ...pageOpts, summary: 'Page: ask for a reset link (form post)', body: Type.Object({ email: FormString(400), altcha: Type.Optional(FormString(8192)) }, { additionalProperties: false }), response: htmlResponse([200, 400, 403, 428, 429]) },
   }, async (req, reply) => {
     noStore(reply);
     if (!sameOrigin(req, s.config.publicUrl)) return crossSite(reply);
     try {
-      await s.recovery.request(req.body.email, ctxOf(req), await requesterOf(s, req));
+      await s.recovery.request(req.body.email, ctxOf(req), await requesterOf(s, req), req.body.altcha);
     } catch (e) {
       if (!isAppError(e)) throw e;
       if (e.code === 'rate_limited') return tooMany(reply, e, forgotForm(req.body.email));
+      // The guard wants proof of work: the same form again, with the ALTCHA widget (it adds the `altcha` field).
+      if (e.code === 'challenge_required') return sendPage(reply, 428, 'Forgot your password?', forgotForm(req.body.email, 'One more step: tick the box below, then send the form again.', e.extra?.challenge), ALTCHA_ASSETS);
       if (e.code === 'invalid_request') return sendPage(reply, 400, 'Forgot your password?', forgotForm(req.body.email, 'Enter a valid email address.'));
       throw e;
     }

@@ -175,7 +175,7 @@ export class RecoveryService {
     }
     const cause: Cause = row.requester_user_id === user.id
       ? { kind: 'user', userId: user.id, requestId: row.request_id, ip: row.ip }
-      : { kind: 'anonymous', requestId: row.request_id, ip: row.ip };
+      : { kind: 'anonymous', requestId: row.request_id, ip: row.ip, ...(row.solved === 1 ? { proof: true } : {}) };
     // Released by an operator, or asked by the signed-in owner: no second judgement.
     const route = row.held === 2 || row.requester_user_id === user.id ? 'mail' : await this.guard.route({ userId: user.id, solved: row.solved === 1, at: row.at });
     if (route === 'hold') {

@@ -32,3 +32,14 @@ export const noSecondFactor: SecondFactor = { required: async () => false, verif
 export interface SignInObserver {
   signedIn(db: Db, userId: string, email: string, session: { id: string; device: string; newDevice: boolean }, ctx: RequestContext): Promise<void>;
 }
+
+/**
+ * Port: starting a password reset for an account's owner (the recovery module implements it).
+ * Used by "this wasn't me" on a new-sign-in notice.
+ */
+export interface PasswordResets {
+  /** A request made as the signed-in owner (lifts a quiet period); the reset guard may refuse it (429, 428). */
+  request(email: string, ctx: RequestContext, requesterUserId: string | null): Promise<void>;
+  /** The owner's own request, already proven: mailed without the reset guard's judgement. */
+  answerPrompt(userId: string, answer: 'yes', ctx: RequestContext): Promise<void>;
+}

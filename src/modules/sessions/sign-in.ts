@@ -12,7 +12,7 @@ import type { RequestContext } from '../../kernel/context.js';
 import { normalizeEmail } from '../../kernel/email.js';
 import { AppError } from '../../kernel/errors.js';
 import type { Metrics } from '../../kernel/metrics.js';
-import type { Database } from '../../storage/schema.js';
+import type { Database, Db } from '../../storage/schema.js';
 import type { AccountsService } from '../accounts/index.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import { describeDevice } from './device.js';
@@ -79,15 +79,22 @@ export class SignInFlow {
       method = `password+${used}`;
     }
     await this.d.throttle.succeeded(key, ctx);
-    const result = await this.d.db.transaction().execute(async (trx) => {
-      const device = describeDevice(ctx.userAgent);
-      const newDevice = !(await this.d.sessions.seenDevice(trx, user.id, device));
-      const s = await this.d.sessions.create(trx, user.id, ctx, method);
-      await this.d.events.record(trx, 'signin.succeeded', user.id, ctx, { session: s.id, method, newDevice });
-      for (const o of this.d.observers) await o.signedIn(trx, user.id, user.email, { id: s.id, device, newDevice }, ctx);
-      return s;
-    });
+    const result = await this.d.db.transaction().execute((trx) => this.completeSignIn(trx, user, ctx, method));
     this.d.metrics.signIns.inc({ outcome: 'succeeded' });
     return { token: result.token, sessionId: result.id, expiresAt: result.expiresAt, userId: user.id };
+  }
+
+  /**
+   * The end of every successful sign-in, whatever proved it (password here, passkey in the MFA
+   * module), inside the caller's transaction: the session, its event and the observers' side
+   * effects (the new-device notice) commit together, so no way of signing in skips them.
+   */
+  async completeSignIn(db: Db, user: { id: string; email: string }, ctx: RequestContext, method: string, eventData: Record<string, unknown> = {}): Promise<{ id: string; token: string; expiresAt: number }> {
+    const device = describeDevice(ctx.userAgent);
+    const newDevice = !(await this.d.sessions.seenDevice(db, user.id, device));
+    const s = await this.d.sessions.create(db, user.id, ctx, method);
+    await this.d.events.record(db, 'signin.succeeded', user.id, ctx, { session: s.id, method, ...eventData, newDevice });
+    for (const o of this.d.observers) await o.signedIn(db, user.id, user.email, { id: s.id, device, newDevice }, ctx);
+    return s;
   }
 }

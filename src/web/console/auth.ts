@@ -1,0 +1,149 @@
+/**
+ * Console sign-in (/console/login) and sign-out. Invariants:
+ * - the console needs the account's password AND a second factor (TOTP or a recovery code), and
+ *   the operator grant; an operator without two-step verification is refused with a message
+ *   that says what to do, but only after the right password (the page reveals nothing to a guesser);
+ * - every attempt passes the sign-in guard (per source) and a per-account failure limit, before
+ *   the password is checked; codes have their own per-account limit (the MFA module's);
+ * - the session cookie floodgate_console is HttpOnly, SameSite=Strict, Path=/console, Secure on
+ *   https, 12 hours; sign-in and sign-out are audited and recorded on the operator's account.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import type { App } from '../../http/app.js';
+import { sameOrigin } from '../../http/auth.js';
+import { ctxOf, noStore } from '../../http/context.js';
+import { normalizeEmail } from '../../kernel/email.js';
+import { isAppError } from '../../kernel/errors.js';
+import type { LimitRule } from '../../modules/guard/index.js';
+import type { Services } from '../../services.js';
+import { csrfOk, csrfRefused, crossSiteRefused, csrfToken } from '../csrf.js';
+import { ALTCHA_ASSETS, AltchaField, challengeWidget, field, FormString } from '../forms.js';
+import { html, notice, sendPage, type SafeHtml } from '../layout.js';
+import { seeOther } from '../session.js';
+import { CONSOLE_COOKIE, CONSOLE_SESSION_MS, operatorOf, type ConsoleAccess, type ConsoleSession } from './access.js';
+
+/** Failed console sign-ins per account (password or code), before any password work. */
+export const CONSOLE_FAILURE_RULE: LimitRule = { windowMs: 15 * 60_000, limit: 10 };
+
+export interface ConsoleUser extends ConsoleSession {
+  csrf: string;
+}
+
+const cache = new WeakMap<FastifyRequest, ConsoleUser | null>();
+
+export async function consoleUser(s: Services, access: ConsoleAccess, req: FastifyRequest): Promise<ConsoleUser | null> {
+  if (cache.has(req)) return cache.get(req)!;
+  const c = await access.authenticate(req.cookies?.[CONSOLE_COOKIE]);
+  const u = c && { ...c, csrf: csrfToken(s.box.key, c.id, 'console') };
+  cache.set(req, u);
+  return u;
+}
+
+function loginForm(o: { email?: string; error?: string | null; challenge?: unknown; info?: SafeHtml | null }): SafeHtml {
+  return html`${o.error ? notice('error', o.error) : ''}${o.info ?? ''}
+<p>Operators sign in with their own account, its password and a code from its authenticator app (or a recovery code). Every action in the console is recorded in the audit log.</p>
+<form method="post" action="/console/login">
+${field({ id: 'email', label: 'Email address', type: 'email', value: o.email ?? '', autocomplete: 'username', inputmode: 'email', autofocus: !o.email })}
+${field({ id: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', maxlength: 1024, autofocus: !!o.email })}
+${field({ id: 'otp', label: 'One-time code', type: 'text', autocomplete: 'one-time-code', maxlength: 64, hint: 'From your authenticator app, or one of your recovery codes.' })}
+${o.challenge ? challengeWidget(o.challenge) : ''}
+<button type="submit">Sign in to the console</button>
+</form>`;
+}
+
+export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAccess): Promise<void> {
+  const secure = s.config.publicUrl.startsWith('https:');
+  const db = s.storage.db;
+
+  app.get('/console/login', {
+    schema: { tags: ['console'], summary: 'Console: sign-in page', querystring: Type.Object({ signed_out: Type.Optional(FormString(1)) }, { additionalProperties: false }) },
+  }, async (req, reply) => {
+    noStore(reply);
+    if (await consoleUser(s, access, req)) return seeOther(reply, '/console');
+    return sendPage(reply, 200, 'Operator console', loginForm({ info: req.query.signed_out ? notice('success', 'You are signed out of the console.') : null }));
+  });
+
+  app.post('/console/login', {
+    schema: {
+      tags: ['console'], summary: 'Console: sign in (password and second factor)',
+      body: Type.Object({ email: FormString(320), password: FormString(1024), otp: Type.Optional(FormString(64)), altcha: AltchaField }, { additionalProperties: false }),
+    },
+  }, async (req, reply) => {
+    noStore(reply);
+    if (!sameOrigin(req, s.config.publicUrl)) return crossSiteRefused(reply, '/console/login');
+    const { email, password } = req.body;
+    const otp = (req.body.otp ?? '').trim();
+    const ctx = ctxOf(req);
+    const key = `console-fail:${normalizeEmail(email).slice(0, 320)}`;
+    const again = (status: number, error: string, extra: { challenge?: unknown } = {}) =>
+      sendPage(reply, status, 'Operator console', loginForm({ email, error, ...extra }), extra.challenge ? ALTCHA_ASSETS : {});
+    const failed = async (error = 'The email, password or code is incorrect.') => {
+      await s.limiter.hit(key, CONSOLE_FAILURE_RULE);
+      return again(401, error);
+    };
+    try {
+      await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(email), altcha: req.body.altcha });
+    } catch (e) {
+      if (!isAppError(e)) throw e;
+      if (e.code === 'challenge_required') return again(428, 'One more step: confirm you are not a robot, then sign in again.', { challenge: e.extra?.challenge });
+      if (e.code === 'rate_limited') {
+        for (const [k, v] of Object.entries(e.headers ?? {})) reply.header(k, v);
+        return again(429, 'Too many attempts. Wait a minute, then try again.');
+      }
+      throw e;
+    }
+    // Checked before the password: a locked-out guesser learns nothing and costs us nothing.
+    if ((await s.limiter.peek(key, CONSOLE_FAILURE_RULE)) + 1 > CONSOLE_FAILURE_RULE.limit) return again(429, 'Too many failed attempts for this account. Wait 15 minutes, then try again.');
+    const { user, ok } = await s.accounts.verifyCredentials(email, password, ctx);
+    if (!user || !ok || user.locked_at !== null) return failed();
+    if (!(await access.isOperator(db, user.id))) return failed('This account has no access to the operator console. An administrator grants it with `floodgate operators grant EMAIL`.');
+    if (!(await s.mfa.factors.enabled(db, user.id))) {
+      return again(403, 'The console needs two-step verification on your account. Sign in at /login, turn on an authenticator app on your security page, then come back.');
+    }
+    if (!otp) return again(401, 'Enter the one-time code from your authenticator app (or a recovery code).');
+    let method: 'totp' | 'recovery_code' | null;
+    try {
+      method = await db.transaction().execute((trx) => s.secondFactor.verify(trx, user.id, otp, ctx));
+    } catch (e) {
+      if (isAppError(e) && e.code === 'rate_limited') return again(429, 'Too many wrong codes. Wait a few minutes, then try again.');
+      throw e;
+    }
+    if (!method) return failed();
+    await s.limiter.reset(key);
+    const op = operatorOf(user.id, user.email);
+    const session = await db.transaction().execute(async (trx) => {
+      const sess = await access.createSession(trx, user.id, ctx, `password+${method}`);
+      await s.events.record(trx, 'console.signed_in', user.id, ctx, { method: `password+${method}` });
+      await s.audit.record(trx, op, 'console.sign_in', user.email, `signed in with password+${method}`, { ip: ctx.ip });
+      return sess;
+    });
+    reply.setCookie(CONSOLE_COOKIE, session.token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
+    return seeOther(reply, '/console');
+  });
+
+  app.post('/console/logout', {
+    schema: { tags: ['console'], summary: 'Console: sign out', body: Type.Object({ csrf: Type.Optional(FormString(128)) }, { additionalProperties: false }) },
+  }, async (req, reply) => {
+    noStore(reply);
+    const u = await consoleUser(s, access, req);
+    if (u) {
+      if (!csrfOk(req, s.config.publicUrl, u.csrf, req.body?.csrf)) return csrfRefused(reply, '/console');
+      await access.revokeSession(u.id);
+      await s.audit.record(db, u.operator, 'console.sign_out', u.email, 'signed out');
+    }
+    reply.clearCookie(CONSOLE_COOKIE, { path: '/console' });
+    return seeOther(reply, '/console/login?signed_out=1');
+  });
+}
+
+/** For console pages: the session, or a redirect to the console sign-in. */
+export async function requireConsolePage(s: Services, access: ConsoleAccess, req: FastifyRequest, reply: FastifyReply): Promise<ConsoleUser | null> {
+  const u = await consoleUser(s, access, req);
+  if (!u) {
+    noStore(reply);
+    seeOther(reply, '/console/login');
+    return null;
+  }
+  return u;
+}

@@ -1,0 +1,186 @@
+/**
+ * Real Chromium against a real listening Floodgate: a person's password reset from /forgot
+ * through the mailed link to /login and /security; an operator releasing a held broadcast in the
+ * console; the ALTCHA widget solving a challenge on /forgot. Screenshots go to
+ * artifacts/screenshots/.
+ */
+import { Secret, TOTP } from 'otpauth';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consoleAccess } from '../../src/web/console/index.js';
+import { admin } from '../helpers/harness.js';
+import { launchChromium, serve, shot, submit, type Served } from '../helpers/browser.js';
+import { linksOf, waitFor } from '../helpers/smtp.js';
+
+let browser: Browser;
+beforeAll(async () => { browser = await launchChromium(); }, 60_000);
+afterAll(async () => { await browser?.close(); });
+
+describe('a person in Chromium', () => {
+  let srv: Served;
+  beforeAll(async () => { srv = await serve(); }, 60_000);
+  afterAll(async () => { await srv?.close(); });
+
+  it('resets a forgotten password from /forgot through the mailed link, signs in with the keyboard and sees this device on /security', async () => {
+    const email = 'e2e-person@example.test';
+    expect((await srv.api('POST', '/api/v1/admin/users', { email, password: 'the first passphrase 11', emailVerified: true }, admin)).status).toBe(201);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    const cspErrors: string[] = [];
+    page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspErrors.push(m.text()); });
+
+    await page.goto(srv.url + '/forgot');
+    await shot(page, 'forgot');
+    await page.fill('input[name=email]', email);
+    expect(await submit(page)).toBe(200);
+    expect(await page.textContent('main')).toContain('If an account exists for that address');
+    await shot(page, 'forgot-sent');
+
+    const mail = await waitFor(() => srv.sink.to(email).find((m) => linksOf(m).some((u) => u.includes('/reset?token='))), 20_000);
+    const link = linksOf(mail).find((u) => u.includes('/reset?token='))!;
+    expect(link.startsWith(srv.url + '/reset?token=')).toBe(true);
+    await page.goto(link);
+    await shot(page, 'reset');
+    for (const el of await page.$$('input[type=password]')) await el.fill('the second passphrase 22');
+    expect(await submit(page)).toBe(200);
+    expect(await page.textContent('main')).toContain('Your password has been changed');
+    await shot(page, 'reset-done');
+
+    // Sign in with the keyboard only: the email field has focus, Tab moves on, Enter submits.
+    await page.goto(srv.url + '/login');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('email');
+    await shot(page, 'login');
+    await page.keyboard.type(email);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('password');
+    await page.keyboard.type('the second passphrase 22');
+    const answered = page.waitForResponse((r) => r.request().method() === 'POST');
+    await page.keyboard.press('Enter');
+    expect((await answered).status()).toBe(303);
+    await page.waitForURL(srv.url + '/security');
+    const body = (await page.textContent('main'))!;
+    expect(body).toContain('This device');
+    expect(body).toMatch(/Chrom/);
+    await waitFor(() => srv.sink.to(email).find((m) => m.parsed.subject === 'Your password was changed'), 20_000);
+    await page.reload();
+    const mailSection = (await page.textContent('#mail'))!;
+    expect(mailSection).toContain('Reset your password');
+    expect(mailSection).toContain('Your password was changed');
+    expect(mailSection).toContain('Sent');
+    await shot(page, 'security');
+
+    // The same page on a phone: no horizontal scrolling of the page itself.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await shot(page, 'security-phone');
+    await page.goto(srv.url + '/status');
+    await shot(page, 'status-phone');
+    expect(cspErrors).toEqual([]);
+    await ctx.close();
+  }, 120_000);
+
+  it('solves the ALTCHA challenge on /forgot when the guard asks for one', async () => {
+    const email = 'e2e-challenge@example.test';
+    expect((await srv.api('POST', '/api/v1/admin/users', { email, password: 'the challenge passphrase 3', emailVerified: true }, admin)).status).toBe(201);
+    await srv.fg.services.guard.override('reset', 'challenge', 'test');
+    try {
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      const cspErrors: string[] = [];
+      page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) cspErrors.push(m.text()); });
+      await page.goto(srv.url + '/forgot');
+      await page.fill('input[name=email]', email);
+      expect(await submit(page)).toBe(428);
+      await page.waitForSelector('altcha-widget input[type=checkbox]');
+      await shot(page, 'forgot-challenge');
+      expect(srv.sink.to(email)).toHaveLength(0);
+      // As a person does: click the box's label (the drawn box sits over the native checkbox).
+      await page.click('altcha-widget label[for^="altcha-checkbox"]');
+      await page.waitForFunction(() => (document.querySelector('input[name=altcha]') as HTMLInputElement | null)?.value, undefined, { timeout: 60_000 });
+      await shot(page, 'forgot-challenge-solved');
+      expect(await submit(page)).toBe(200);
+      expect(await page.textContent('main')).toContain('If an account exists for that address');
+      await waitFor(() => srv.sink.to(email).find((m) => linksOf(m).some((u) => u.includes('/reset?token='))), 20_000);
+      expect(cspErrors).toEqual([]);
+      await ctx.close();
+    } finally {
+      await srv.fg.services.guard.override('reset', null, 'test');
+    }
+  }, 120_000);
+});
+
+describe('an operator in Chromium', () => {
+  let srv: Served;
+  beforeAll(async () => { srv = await serve({ FLOODGATE_BLAST_RADIUS: '3' }); }, 60_000);
+  afterAll(async () => { await srv?.close(); });
+
+  it('signs in to the console with a TOTP code, watches the live charts, and releases a held broadcast', async () => {
+    const opEmail = 'e2e-operator@example.test';
+    const pw = 'operator passphrase 4242';
+    for (const email of [opEmail, 'e2e-u1@example.test', 'e2e-u2@example.test', 'e2e-u3@example.test', 'e2e-u4@example.test']) {
+      expect((await srv.api('POST', '/api/v1/admin/users', { email, password: pw, emailVerified: true }, admin)).status).toBe(201);
+    }
+    // The operator turns on an authenticator app (through the API, as their own client would).
+    const sess = await srv.api('POST', '/api/v1/sessions', { email: opEmail, password: pw });
+    const auth = { authorization: `Bearer ${sess.json.token}` };
+    const en = await srv.api('POST', '/api/v1/me/mfa/totp', {}, auth);
+    const code = (ms: number) => TOTP.generate({ secret: Secret.fromBase32(en.json.secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: ms });
+    expect((await srv.api('POST', '/api/v1/me/mfa/totp/confirm', { code: code(Date.now()) }, auth)).status).toBe(200);
+    await consoleAccess(srv.fg.services).grant(opEmail, { id: 'cli', name: 'cli' }, 'e2e');
+
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await ctx.newPage();
+    const cspErrors: string[] = [];
+    page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) cspErrors.push(m.text()); });
+    await page.goto(srv.url + '/console/login');
+    await shot(page, 'console-login');
+    await page.fill('#email', opEmail);
+    await page.fill('#password', pw);
+    // The next time step (within the accepted drift): the current one was spent on enrolment.
+    await page.fill('#otp', code(Date.now() + 30_000));
+    expect(await submit(page)).toBe(303);
+    await page.waitForURL(srv.url + '/console');
+    // Live: at least two samples arrived over Server-Sent Events and uPlot drew its canvases.
+    await page.waitForFunction(() => Number((document.getElementById('live-status') as HTMLElement).dataset.samples || 0) >= 2, undefined, { timeout: 20_000 });
+    expect(await page.locator('#chart-requests canvas').count()).toBeGreaterThan(0);
+    expect(await page.locator('#chart-mail canvas').count()).toBeGreaterThan(0);
+    await shot(page, 'console-overview');
+
+    await page.goto(srv.url + '/console/broadcasts');
+    await page.fill('#b-subject', 'About the password reset emails');
+    await page.fill('#b-text', 'Some of you received password reset emails you did not ask for. You can ignore them: your account is safe.\n\nWe never ask for your password by email.');
+    await page.fill('#b-reason', 'incident 7: tell users they can ignore the reset emails');
+    expect(await submit(page, 'form[action="/console/broadcasts"] button[type=submit]')).toBe(303);
+    expect(await page.textContent('main')).toContain('The broadcast was queued.');
+    // Three go out (the blast radius), two are held.
+    await waitFor(() => srv.sink.messages.filter((m) => m.parsed.subject === 'About the password reset emails').length === 3, 20_000);
+    await waitFor(async () => (await srv.fg.services.broadcasts.list(1))[0]?.held === 2, 20_000);
+    await page.goto(srv.url + '/console/holds');
+    expect(await page.textContent('main')).toContain('Held by type: broadcast 2');
+    await shot(page, 'console-holds');
+    await page.goto(srv.url + '/console/broadcasts');
+    await shot(page, 'console-broadcasts');
+
+    const approve = page.locator('form[action="/console/broadcasts/approve"]');
+    await approve.locator('input[name=reason]').fill('text checked with the incident lead');
+    expect(await submit(page, 'form[action="/console/broadcasts/approve"] button[type=submit]')).toBe(303);
+    expect(await page.textContent('main')).toContain('Approved: the held recipients get the broadcast now');
+    await waitFor(() => srv.sink.messages.filter((m) => m.parsed.subject === 'About the password reset emails').length === 5, 20_000);
+    const recipients = new Set(srv.sink.messages.filter((m) => m.parsed.subject === 'About the password reset emails').flatMap((m) => m.to));
+    expect(recipients.size).toBe(5);
+    await page.reload();
+    await shot(page, 'console-broadcasts-approved');
+
+    await page.goto(srv.url + '/console/audit');
+    const audit = (await page.textContent('main'))!;
+    expect(audit).toContain('text checked with the incident lead');
+    expect(audit).toContain('broadcast.create');
+    await shot(page, 'console-audit');
+    await page.goto(srv.url + '/console/switches');
+    await shot(page, 'console-switches');
+    expect(cspErrors).toEqual([]);
+    await ctx.close();
+  }, 180_000);
+});
