@@ -64,7 +64,7 @@ class MailObserver {
   async listen(port: number): Promise<void> {
     const { SMTPServer } = await import('smtp-server');
     const server = new SMTPServer({
-      authOptional: true, disabledCommands: ['STARTTLS'], logger: false, size: 1024 * 1024,
+      authOptional: true, disabledCommands: ['STARTTLS'], logger: false, size: 1024 * 1024, closeTimeout: 1000,
       onData: (stream, session, cb) => {
         let head = '';
         stream.on('data', (c: Buffer) => { if (head.length < 8192) head += c.toString('latin1'); });
@@ -271,6 +271,7 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
       const n = mail.mails.filter((m) => m.subject.includes(run)).length;
       const br = await request(o.target, 'GET', '/api/v1/admin/broadcasts', undefined, admin);
       const view = ((br.json as { broadcasts: { id: string; held: number; queued: number }[] }).broadcasts ?? []).find((x) => x.id === id);
+      if (process.env.SIM_DEBUG) process.stderr.write(`bulk: ${JSON.stringify(view)} n=${n} last=${last}\n`);
       if (view && view.queued === 0 && n === last) break;
       last = n;
       await sleep(1000);
@@ -278,8 +279,10 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
     const beforeHold = mail.mails.filter((m) => m.subject.includes(run)).length;
     const ap = await request(o.target, 'POST', `/api/v1/admin/broadcasts/${id}/approve`, { reason: 'simulate: approve after review' }, admin);
     const t = Date.now();
+    if (process.env.SIM_DEBUG) process.stderr.write(`approved at ${Date.now() - t0} ms: ${ap.status}\n`);
     while (Date.now() - t < 120_000) {
       await mail.poll();
+      if (process.env.SIM_DEBUG) process.stderr.write(`after approve ${Date.now() - t0} ms: ${mail.mails.filter((m) => m.subject.includes(run)).length}\n`);
       if (new Set(mail.mails.filter((m) => m.subject.includes(run)).map((m) => m.to)).size >= accounts.length) break;
       await sleep(500);
     }

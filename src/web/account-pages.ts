@@ -130,7 +130,7 @@ export async function accountPages(app: App, s: Services): Promise<void> {
     const ctx = ctxOf(req);
     try {
       await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(email), altcha: b.altcha });
-      const r = await s.signIn.signIn({ email, password, otp: ticketIn !== undefined ? (b.otp ?? '') || undefined : undefined }, ctx);
+      const r = await s.signIn.signIn({ email, password, otp: b.otp ? b.otp : undefined }, ctx);
       setSessionCookie(s, reply, r.token);
       return seeOther(reply, next || '/security');
     } catch (e) {

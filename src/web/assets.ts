@@ -60,7 +60,7 @@ header.site { display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem 1
 nav.site { display: flex; flex-wrap: wrap; align-items: center; gap: 0.25rem 1rem; margin-left: auto; }
 nav.site a { text-decoration: none; padding: 0.25rem 0; }
 nav.site a[aria-current=page] { font-weight: 700; text-decoration: underline; text-underline-offset: 0.3em; }
-footer.site { max-width: 64rem; margin: 0 auto 2rem; padding: 0 1.25rem; color: var(--muted); font-size: 0.9rem; text-align: center; }
+footer.site { max-width: 64rem; margin: 1rem auto 2rem; padding: 0 1.25rem; color: var(--muted); font-size: 0.9rem; text-align: center; }
 main.wide { max-width: 64rem; }
 main.wide > h1 { margin-bottom: 0.5rem; }
 h2 { font-size: 1.15rem; line-height: 1.3; margin: 0 0 0.75rem; }
@@ -70,10 +70,8 @@ section.card.prompt { border: 2px solid var(--accent); border-radius: 0.5rem; pa
 nav.toc { display: flex; flex-wrap: wrap; gap: 0.25rem 1rem; margin-bottom: 0.5rem; font-size: 0.95rem; }
 form.inline { display: inline-flex; gap: 0.5rem; align-items: center; margin: 0; }
 form.row { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; }
-form.row input[type=text], form.row input[type=email] { width: auto; flex: 1 1 12rem; }
 .actions { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-end; }
 .actions > form { flex: 1 1 16rem; }
-button.secondary { min-height: 2.25rem; }
 button.danger { background: var(--err); color: #fff; }
 @media (prefers-color-scheme: dark) { button.danger { color: #1b0605; } }
 button.link { background: none; border: 0; padding: 0.25rem 0; min-height: 0; color: var(--accent); text-decoration: underline; font-weight: 400; }
@@ -82,13 +80,6 @@ button.link { background: none; border: 0; padding: 0.25rem 0; min-height: 0; co
 .check { display: flex; gap: 0.5rem; align-items: center; }
 .check input { width: 1.25rem; height: 1.25rem; margin: 0; }
 .check label { font-weight: 400; }
-fieldset { border: 1px solid var(--line); border-radius: 0.375rem; padding: 0.75rem 1rem; display: grid; gap: 0.5rem; }
-legend { font-weight: 600; padding: 0 0.25rem; }
-textarea, select {
-  width: 100%; padding: 0.5rem 0.75rem; font: inherit; color: inherit;
-  background: var(--bg); border: 1px solid var(--line); border-radius: 0.375rem;
-}
-select { width: auto; min-height: 2.75rem; }
 .table-wrap { overflow-x: auto; margin: 0 0 1rem; }
 table { width: 100%; border-collapse: collapse; font-size: 0.95rem; }
 caption { text-align: left; font-weight: 600; padding: 0.25rem 0; }
@@ -100,8 +91,8 @@ tr.current td { background: var(--ok-bg); }
 .badge.warn { background: #fff3d6; color: #7a4b00; }
 .badge.bad { background: var(--err-bg); color: var(--err); }
 @media (prefers-color-scheme: dark) { .badge.warn { background: #3a2a08; color: #ffd58a; } }
-code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; overflow-wrap: anywhere; }
-code.small { font-size: 0.75rem; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; overflow-wrap: break-word; }
+code.wrap, h2 code { overflow-wrap: anywhere; }
 code.secret { font-size: 1rem; letter-spacing: 0.05em; }
 ul.codes { display: grid; grid-template-columns: repeat(auto-fill, minmax(10rem, 1fr)); gap: 0.5rem; padding: 0; list-style: none; }
 ul.codes code { display: block; padding: 0.5rem; border: 1px dashed var(--line); border-radius: 0.25rem; text-align: center; font-size: 1rem; }
@@ -114,11 +105,35 @@ ul.inbox li.unread { border-left: 3px solid var(--accent); padding-left: 0.75rem
 details { margin: 0.5rem 0; }
 summary { cursor: pointer; font-weight: 600; padding: 0.25rem 0; }
 details > form { margin-top: 0.75rem; }
+.status-notice .meta { color: var(--muted); }
+.status-notice.sev-critical, .status-notice.sev-warning { border-left: 4px solid var(--err); padding-left: 1rem; }
+.challenge { padding: 0.75rem; border: 1px dashed var(--line); border-radius: 0.375rem; }
+altcha-widget { display: block; }
+nav.site button.link { text-decoration: none; font-size: 1rem; }
+td.action { text-align: right; }
+@media (max-width: 40rem) {
+  main.wide { margin: 0; border-radius: 0; border-width: 0 0 1px 0; padding: 1rem; }
+  /* Person-facing tables become one card per row, each value under its column's name. */
+  table.stack thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+  table.stack tr { display: block; padding: 0.5rem 0; border-bottom: 1px solid var(--line); }
+  table.stack td { display: block; position: relative; border: 0; padding: 0.15rem 0.25rem 0.15rem 7.5rem; min-height: 1.6rem; }
+  table.stack td::before { content: attr(data-label); position: absolute; left: 0.25rem; width: 7rem; color: var(--muted); font-size: 0.85rem; padding-top: 0.1rem; }
+  table.stack td.action { text-align: left; padding: 0.5rem 0.25rem 0; }
+  table.stack td.action::before { content: none; }
+  nav.site { margin-left: 0; }
+  th, td { padding: 0.4rem 0.3rem; }
+  .actions > form { flex-basis: 100%; }
+}
+`;
+
+/** The console's extra rules (dashboards, charts, forms with selects), loaded only there. */
+export const CONSOLE_CSS = `textarea, select {
+  width: 100%; padding: 0.5rem 0.75rem; font: inherit; color: inherit;
+  background: var(--bg); border: 1px solid var(--line); border-radius: 0.375rem;
+}
 dl.evidence { display: grid; grid-template-columns: max-content 1fr; gap: 0.25rem 1rem; margin: 0 0 1rem; }
 dl.evidence dt { color: var(--muted); }
 dl.evidence dd { margin: 0; }
-.status-notice .meta { color: var(--muted); }
-.status-notice.sev-critical, .status-notice.sev-warning { border-left: 4px solid var(--err); padding-left: 1rem; }
 .summary { display: grid; grid-template-columns: repeat(auto-fit, minmax(12rem, 1fr)); gap: 0.75rem; margin-bottom: 0.5rem; }
 .tile { display: block; padding: 0.75rem 1rem; border: 1px solid var(--line); border-radius: 0.5rem; text-decoration: none; color: var(--fg); }
 .tile .n { display: block; font-size: 1.75rem; font-weight: 700; }
@@ -127,14 +142,11 @@ dl.evidence dd { margin: 0; }
 figure { margin: 0; min-width: 0; }
 figcaption { font-weight: 600; margin-bottom: 0.25rem; }
 .chart { min-height: 240px; }
-.challenge { padding: 0.75rem; border: 1px dashed var(--line); border-radius: 0.375rem; }
-altcha-widget { display: block; }
-@media (max-width: 40rem) {
-  main.wide { margin: 0; border-radius: 0; border-width: 0 0 1px 0; padding: 1rem; }
-  nav.site { margin-left: 0; }
-  th, td { padding: 0.4rem 0.3rem; }
-  .actions > form { flex-basis: 100%; }
-}
+code.small { font-size: 0.75rem; }
+form.row input[type=text], form.row input[type=email] { width: auto; flex: 1 1 12rem; }
+select { width: auto; min-height: 2.75rem; }
+fieldset { border: 1px solid var(--line); border-radius: 0.375rem; padding: 0.75rem 1rem; display: grid; gap: 0.5rem; }
+legend { font-weight: 600; padding: 0 0.25rem; }
 `;
 
 const ETAG = `"${createHash('sha256').update(APP_CSS).digest('base64url').slice(0, 16)}"`;
@@ -184,7 +196,7 @@ export async function webAssets(app: App): Promise<void> {
     return reply.type('text/css; charset=utf-8').send(APP_CSS);
   });
 
-  const files: Record<string, Asset> = { ...vendorAssets(), 'altcha-init.js': asset(ALTCHA_INIT_JS, JS), 'console.js': asset(CONSOLE_JS, JS) };
+  const files: Record<string, Asset> = { ...vendorAssets(), 'altcha-init.js': asset(ALTCHA_INIT_JS, JS), 'console.js': asset(CONSOLE_JS, JS), 'console.css': asset(CONSOLE_CSS, CSS) };
   for (const [name, a] of Object.entries(files)) {
     app.get(`/assets/${name}`, { schema: { hide: true } }, async (req, reply) => {
       reply.header('etag', a.etag);

@@ -85,7 +85,7 @@ function actorOf(u: PageUser): Actor {
 
 /** The header links of a signed-in page, with a sign-out button (a CSRF-protected post). */
 export function signedInNav(u: PageUser): SafeHtml {
-  return html`<a href="/security">Security</a>
+  return html`<a href="/security">Security settings</a>
 <form method="post" action="/logout" class="inline">${csrfField(u.csrf)}<button type="submit" class="link">Sign out</button></form>`;
 }
 
@@ -93,11 +93,11 @@ export async function securityPages(app: App, s: Services): Promise<void> {
   const db = s.storage.db;
 
   const recentAuth = (u: PageUser) => s.clock.now() - Number(u.session.created_at) <= RECENT_AUTH_MS;
+  // Asked only when the sign-in is older than 10 minutes (the MFA module's recent-authentication rule).
   const reauthField = (u: PageUser, id: string, error?: string | null) =>
-    field({
-      id, name: 'password', label: 'Your password', type: 'password', autocomplete: 'current-password', maxlength: 1024, required: !recentAuth(u),
-      hint: recentAuth(u) ? 'Not needed: you signed in a few minutes ago.' : 'You signed in more than 10 minutes ago: confirm it is you.', error: error ?? null,
-    });
+    recentAuth(u) && !error
+      ? html``
+      : field({ id, name: 'password', label: 'Your password', type: 'password', autocomplete: 'current-password', maxlength: 1024, hint: 'You signed in more than 10 minutes ago: confirm it is you.', error: error ?? null });
 
   async function render(u: PageUser, opts: RenderOptions = {}): Promise<SafeHtml> {
     const user = await s.accounts.findById(u.userId);
@@ -128,16 +128,16 @@ ${prompts.map((p) => html`<section class="card prompt" aria-labelledby="prompt-$
 <h2 id="devices-h">Devices and sessions</h2>
 ${e.sessions ? notice('error', e.sessions) : ''}
 <p>These devices are signed in to your account. If you do not recognise one, sign it out and change your password.</p>
-<div class="table-wrap"><table>
+<div class="table-wrap"><table class="stack">
 <caption class="visually-hidden">Signed-in devices</caption>
 <thead><tr><th scope="col">Device</th><th scope="col">Address</th><th scope="col">Signed in</th><th scope="col">Last active</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
 <tbody>
 ${sessions.map((x) => html`<tr${x.current ? html` class="current"` : ''}>
-<td>${x.device}${x.current ? html` <span class="badge ok">This device</span>` : ''}</td>
-<td>${x.ip ?? '—'}</td>
-<td><time datetime="${x.createdAt}">${when(x.createdAt)}</time></td>
-<td><time datetime="${x.lastSeenAt}">${when(x.lastSeenAt)}</time></td>
-<td>${x.current
+<td data-label="Device">${x.device}${x.current ? html` <span class="badge ok">This device</span>` : ''}</td>
+<td data-label="Address">${x.ip ?? '—'}</td>
+<td data-label="Signed in"><time datetime="${x.createdAt}">${when(x.createdAt)}</time></td>
+<td data-label="Last active"><time datetime="${x.lastSeenAt}">${when(x.lastSeenAt)}</time></td>
+<td class="action">${x.current
     ? html`<form method="post" action="/logout" class="inline">${csrfField(u.csrf)}<button type="submit" class="secondary">Sign out</button></form>`
     : html`<form method="post" action="/security/sessions/revoke" class="inline">${csrfField(u.csrf)}<input type="hidden" name="id" value="${x.id}"><button type="submit" class="secondary" aria-label="Sign out ${x.device}">Sign out</button></form>`}</td>
 </tr>`)}
@@ -198,11 +198,11 @@ ${n.readAt === null && n.type !== 'reset_prompt' ? html`<form method="post" acti
 <h2 id="mail-h">Mail we sent you</h2>
 <p>Every security message we sent to this account in the last ${MESSAGES_WINDOW_DAYS} days. If an email that claims to come from us is not listed here, we did not send it: do not open its links or enter your password.</p>
 ${messages.length
-    ? html`<div class="table-wrap"><table>
+    ? html`<div class="table-wrap"><table class="stack">
 <caption class="visually-hidden">Security messages sent to you</caption>
 <thead><tr><th scope="col">Subject</th><th scope="col">When</th><th scope="col">How</th><th scope="col">Status</th></tr></thead>
 <tbody>
-${messages.map((m) => html`<tr><td>${m.subject}</td><td><time datetime="${m.sentAt ?? m.createdAt}">${when(m.sentAt ?? m.createdAt)}</time></td><td>${m.channel === 'email' ? html`Email${m.to ? html`<br><span class="hint">${m.to}</span>` : ''}` : 'In-app'}</td><td>${STATE_LABELS[m.state] ?? m.state}</td></tr>`)}
+${messages.map((m) => html`<tr><td data-label="Subject">${m.subject}</td><td data-label="When"><time datetime="${m.sentAt ?? m.createdAt}">${when(m.sentAt ?? m.createdAt)}</time></td><td data-label="How">${m.channel === 'email' ? html`Email${m.to ? html` <span class="hint">to ${m.to}</span>` : ''}` : 'In-app'}</td><td data-label="Status">${STATE_LABELS[m.state] ?? m.state}</td></tr>`)}
 </tbody>
 </table></div>`
     : html`<p class="hint">We have sent you nothing in the last ${MESSAGES_WINDOW_DAYS} days.</p>`}
@@ -211,11 +211,11 @@ ${messages.map((m) => html`<tr><td>${m.subject}</td><td><time datetime="${m.sent
 <section class="card" id="events" aria-labelledby="events-h">
 <h2 id="events-h">Recent activity</h2>
 ${events.length
-    ? html`<div class="table-wrap"><table>
+    ? html`<div class="table-wrap"><table class="stack">
 <caption class="visually-hidden">Recent security events</caption>
 <thead><tr><th scope="col">What</th><th scope="col">When</th><th scope="col">Device</th><th scope="col">Address</th></tr></thead>
 <tbody>
-${events.map((ev) => html`<tr><td>${EVENT_LABELS[ev.type] ?? ev.type}</td><td><time datetime="${ev.at}">${when(ev.at)}</time></td><td>${ev.device ?? '—'}</td><td>${ev.ip ?? '—'}</td></tr>`)}
+${events.map((ev) => html`<tr><td data-label="What">${EVENT_LABELS[ev.type] ?? ev.type}</td><td data-label="When"><time datetime="${ev.at}">${when(ev.at)}</time></td><td data-label="Device">${ev.device ?? '—'}</td><td data-label="Address">${ev.ip ?? '—'}</td></tr>`)}
 </tbody>
 </table></div>`
     : html`<p class="hint">Nothing yet.</p>`}

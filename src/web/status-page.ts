@@ -2,7 +2,6 @@
  * The public status page (/status): the operators' notices, from the same query as
  * GET /api/v1/status. Operator text is shown as text (escaped, paragraphs only), never markup.
  */
-import { Type } from 'typebox';
 import type { App } from '../http/app.js';
 import { publicStatusNotices, RESOLVED_NOTICE_DAYS, type StatusNotice } from '../modules/guard/index.js';
 import type { Services } from '../services.js';

@@ -9,7 +9,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consoleAccess } from '../../src/web/console/index.js';
 import { admin } from '../helpers/harness.js';
-import { launchChromium, serve, shot, submit, type Served } from '../helpers/browser.js';
+import { launchChromium, serve, shot, submit, until, type Served } from '../helpers/browser.js';
 import { linksOf, waitFor } from '../helpers/smtp.js';
 
 let browser: Browser;
@@ -37,7 +37,7 @@ describe('a person in Chromium', () => {
     await shot(page, 'forgot-sent');
 
     const mail = await waitFor(() => srv.sink.to(email).find((m) => linksOf(m).some((u) => u.includes('/reset?token='))), 20_000);
-    const link = linksOf(mail).find((u) => u.includes('/reset?token='))!;
+    const link = linksOf(mail!).find((u) => u.includes('/reset?token='))!;
     expect(link.startsWith(srv.url + '/reset?token=')).toBe(true);
     await page.goto(link);
     await shot(page, 'reset');
@@ -48,11 +48,11 @@ describe('a person in Chromium', () => {
 
     // Sign in with the keyboard only: the email field has focus, Tab moves on, Enter submits.
     await page.goto(srv.url + '/login');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('email');
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('email');
     await shot(page, 'login');
     await page.keyboard.type(email);
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('password');
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('password');
     await page.keyboard.type('the second passphrase 22');
     const answered = page.waitForResponse((r) => r.request().method() === 'POST');
     await page.keyboard.press('Enter');
@@ -68,15 +68,24 @@ describe('a person in Chromium', () => {
     expect(mailSection).toContain('Your password was changed');
     expect(mailSection).toContain('Sent');
     await shot(page, 'security');
+    // Two-step set-up shows a QR code the camera of a phone can read (an <img> of the SVG).
+    expect(await submit(page, 'form[action="/security/totp"] button[type=submit]')).toBe(200);
+    const qr = page.locator('img.qr');
+    expect(await qr.evaluate((img: any) => img.complete && img.naturalWidth > 0)).toBe(true);
+    await shot(page, 'totp-setup');
+    await page.goto(srv.url + '/security');
 
     // The same page on a phone: no horizontal scrolling of the page itself.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.reload();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    expect(overflow).toBeLessThanOrEqual(0);
+    const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    expect(Number(overflow)).toBeLessThanOrEqual(0);
     await shot(page, 'security-phone');
     await page.goto(srv.url + '/status');
     await shot(page, 'status-phone');
+    await page.setViewportSize({ width: 1280, height: 720 });
+    await page.goto(srv.url + '/signup');
+    await shot(page, 'signup');
     expect(cspErrors).toEqual([]);
     await ctx.close();
   }, 120_000);
@@ -98,7 +107,7 @@ describe('a person in Chromium', () => {
       expect(srv.sink.to(email)).toHaveLength(0);
       // As a person does: click the box's label (the drawn box sits over the native checkbox).
       await page.click('altcha-widget label[for^="altcha-checkbox"]');
-      await page.waitForFunction(() => (document.querySelector('input[name=altcha]') as HTMLInputElement | null)?.value, undefined, { timeout: 60_000 });
+      await until(page, "(document.querySelector('input[name=altcha]') || {}).value", 60_000);
       await shot(page, 'forgot-challenge-solved');
       expect(await submit(page)).toBe(200);
       expect(await page.textContent('main')).toContain('If an account exists for that address');
@@ -143,7 +152,7 @@ describe('an operator in Chromium', () => {
     expect(await submit(page)).toBe(303);
     await page.waitForURL(srv.url + '/console');
     // Live: at least two samples arrived over Server-Sent Events and uPlot drew its canvases.
-    await page.waitForFunction(() => Number((document.getElementById('live-status') as HTMLElement).dataset.samples || 0) >= 2, undefined, { timeout: 20_000 });
+    await until(page, "Number(document.getElementById('live-status').dataset.samples || 0) >= 2", 20_000);
     expect(await page.locator('#chart-requests canvas').count()).toBeGreaterThan(0);
     expect(await page.locator('#chart-mail canvas').count()).toBeGreaterThan(0);
     await shot(page, 'console-overview');
@@ -180,6 +189,19 @@ describe('an operator in Chromium', () => {
     await shot(page, 'console-audit');
     await page.goto(srv.url + '/console/switches');
     await shot(page, 'console-switches');
+    await page.goto(srv.url + '/console/incidents');
+    await shot(page, 'console-incidents');
+    await page.goto(srv.url + '/console/users?email=' + encodeURIComponent('e2e-u1@example.test'));
+    expect(await page.textContent('main')).toContain('About the password reset emails');
+    await shot(page, 'console-users');
+    await page.goto(srv.url + '/console/status');
+    await page.fill('#sn-title', 'Password reset emails you did not ask for');
+    await page.fill('#sn-body', 'On 12 January a bug let outsiders trigger genuine reset emails. Nothing was exposed.\n\nYou can ignore these emails. We never ask for your password by email.');
+    expect(await submit(page, 'form[action="/console/status"] button[type=submit]')).toBe(303);
+    await shot(page, 'console-status');
+    await page.goto(srv.url + '/status');
+    expect(await page.textContent('main')).toContain('Password reset emails you did not ask for');
+    await shot(page, 'status');
     expect(cspErrors).toEqual([]);
     await ctx.close();
   }, 180_000);

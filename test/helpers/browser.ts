@@ -79,3 +79,15 @@ export async function submit(page: Page, selector = 'button[type=submit]'): Prom
   await page.waitForLoadState('load');
   return res.status();
 }
+
+/**
+ * Wait until a JavaScript expression is truthy in the page. Polls with page.evaluate: the pages'
+ * CSP forbids eval, which page.waitForFunction with a string would need (a good sign).
+ */
+export async function until(page: Page, expression: string, timeoutMs = 20_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await page.evaluate(expression))) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`until: ${expression} still false after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -28,6 +28,8 @@ export async function startSmtpSink(opts: { delayMs?: number } = {}): Promise<Sm
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
+    // Pooled clients (the courier) keep connections open: do not wait 30 s for them on close.
+    closeTimeout: 1000,
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));

@@ -53,6 +53,7 @@ export const SOURCE_LIMITS: Record<Flow, SourceRule[]> = {
 const CHALLENGED: ReadonlySet<Flow> = new Set(['reset', 'signup', 'signin', 'verify_resend']);
 
 const WINDOW_MS = MINUTE;
+const EVALUATE_EVERY_MS = 250;
 const KEEP_MS = 3 * WINDOW_MS;
 
 export type Decision =
@@ -190,13 +191,14 @@ export class Guard {
   }
 
   /**
-   * Re-evaluate a flow at most once a second per instance: pressure from the current and the
+   * Re-evaluate a flow at most every 250 ms per instance (a flood at a thousand requests a second
+   * should meet the challenge within a few hundred requests): pressure from the current and the
    * previous window, the mode machine, and the baseline (learned once per window, from calm ones).
    */
   async evaluate(flow: Flow, force = false): Promise<Cached> {
     const now = this.d.clock.now();
     const cached = this.cache.get(flow);
-    if (!force && cached && now - cached.at < 1000 && now >= cached.at) return cached;
+    if (!force && cached && now - cached.at < EVALUATE_EVERY_MS && now >= cached.at) return cached;
     const policy = this.policy(flow);
     const w = this.win(now);
     const [{ state, override, baseline }, cur, prev] = await Promise.all([this.readState(flow), this.stats(flow, w), this.stats(flow, w - 1)]);

@@ -54,8 +54,9 @@ export async function notMeRoutes(app: App, s: Services): Promise<void> {
       return sendPage(reply, 403, 'Request refused', html`${notice('error', 'This form must be sent from this site. Nothing was changed.')}
 <p>Open the link from the email again and retry.</p>`);
     }
+    let revoked: boolean;
     try {
-      await s.notMe.report(req.body.token, ctxOf(req));
+      ({ revoked } = await s.notMe.report(req.body.token, ctxOf(req)));
     } catch (e) {
       if (!isAppError(e)) throw e;
       if (e.code === 'invalid_token') return badLink(reply);
@@ -65,7 +66,7 @@ export async function notMeRoutes(app: App, s: Services): Promise<void> {
       }
       throw e;
     }
-    return sendPage(reply, 200, 'Device signed out', html`${notice('success', 'We signed that device out and sent you a link to choose a new password.')}
+    return sendPage(reply, 200, 'Device signed out', html`${notice('success', revoked ? 'We signed that device out and sent you a link to choose a new password.' : 'That device was already signed out. We sent you a link to choose a new password.')}
 <p>The link works for ${Math.round(s.recovery.limits.tokenTtlMs / 60_000)} minutes and only once. Choosing a new password signs every other device out too.</p>
 <p>Then review your devices and turn on two-step verification in your <a href="/security">security settings</a>.</p>`);
   });

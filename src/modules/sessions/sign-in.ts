@@ -87,7 +87,8 @@ export class SignInFlow {
   /**
    * The end of every successful sign-in, whatever proved it (password here, passkey in the MFA
    * module), inside the caller's transaction: the session, its event and the observers' side
-   * effects (the new-device notice) commit together, so no way of signing in skips them.
+   * effects (the new-device notice) commit together, so no way of signing in skips them. The
+   * caller has verified every factor the account requires; this method checks none.
    */
   async completeSignIn(db: Db, user: { id: string; email: string }, ctx: RequestContext, method: string, eventData: Record<string, unknown> = {}): Promise<{ id: string; token: string; expiresAt: number }> {
     const device = describeDevice(ctx.userAgent);

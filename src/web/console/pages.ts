@@ -92,7 +92,7 @@ export async function consolePages(app: App, s: Services, access: ConsoleAccess)
   function show(reply: FastifyReply, u: ConsoleUser, here: Section, title: string, body: SafeHtml, q: { done?: string | undefined; error?: string | undefined } = {}, extra: { scripts?: string[]; styles?: string[]; status?: number } = {}) {
     noStore(reply);
     const msg = html`${q.done && DONE[q.done] ? notice('success', DONE[q.done]!) : ''}${q.error && ERRORS[q.error] ? notice('error', ERRORS[q.error]!) : ''}`;
-    return sendPage(reply, extra.status ?? 200, title, html`${msg}${body}`, { wide: true, nav: nav(u, here), ...(extra.scripts ? { scripts: extra.scripts } : {}), ...(extra.styles ? { styles: extra.styles } : {}) });
+    return sendPage(reply, extra.status ?? 200, title, html`${msg}${body}`, { wide: true, nav: nav(u, here), styles: ['/assets/console.css', ...(extra.styles ?? [])], ...(extra.scripts ? { scripts: extra.scripts } : {}) });
   }
 
   /** A console page: the session or a redirect to sign in. */
@@ -176,15 +176,13 @@ ${views.map((v) => html`<tr data-flow="${v.flow}">
 ${breakers.length
     ? breakers.map((b) => html`<section class="card" aria-labelledby="b-${b.name}">
 <h2 id="b-${b.name}"><code>${b.name}</code> ${badge(b.state, b.state === 'open' || b.state === 'holding' ? 'bad' : 'ok')}</h2>
-<p>${b.held} held${b.reason ? html` · ${b.reason}` : ''}${b.trippedAt ? html` · tripped <time datetime="${b.trippedAt}">${when(b.trippedAt)}</time> by ${b.trippedBy ?? 'the guard'}` : ''}</p>
+<p>${b.held} held · ${describeHold(b.name, b.reason, s.config.blastRadius)}${b.trippedAt ? html` · tripped <time datetime="${b.trippedAt}">${when(b.trippedAt)}</time> by ${b.trippedBy ?? 'the guard'}` : ''}</p>
 ${heldByType.some((h) => h.held_reason === heldReasonOf(b.name))
     ? html`<p class="hint">Held by type: ${heldByType.filter((h) => h.held_reason === heldReasonOf(b.name)).map((h) => html`${h.type} ${Number(h.n)} `)}</p>`
     : ''}
 ${b.held > 0 || b.state === 'open'
-    ? html`<div class="actions">
-<form method="post" action="/console/holds/release">${csrfField(u.csrf)}<input type="hidden" name="name" value="${b.name}">${reasonField(`release-${b.name}`)}<button type="submit">Release</button></form>
-<form method="post" action="/console/holds/discard">${csrfField(u.csrf)}<input type="hidden" name="name" value="${b.name}">${reasonField(`discard-${b.name}`)}<button type="submit" class="danger">Discard</button></form>
-</div>`
+    ? html`<form method="post" action="/console/holds/release">${csrfField(u.csrf)}<input type="hidden" name="name" value="${b.name}">${reasonField(`hold-${b.name}`, 'Reason for releasing or discarding (kept in the audit log)')}
+<div class="actions"><button type="submit">Release ${b.held}: send each once</button><button type="submit" formaction="/console/holds/discard" class="danger">Discard ${b.held}: never send</button></div></form>`
     : ''}
 </section>`)
     : html`<p class="hint">No breaker has tripped and nothing is held.</p>`}
@@ -226,7 +224,7 @@ ${v.error ? notice('error', v.error) : ''}
 <fieldset><legend>Recipients</legend>
 <div class="check"><input id="aud-all" type="radio" name="audience" value="all"${v.audience !== 'emails' ? html` checked` : ''}><label for="aud-all">Every account</label></div>
 <div class="check"><input id="aud-emails" type="radio" name="audience" value="emails"${v.audience === 'emails' ? html` checked` : ''}><label for="aud-emails">Only these addresses</label></div>
-<div class="field"><label for="b-emails">Addresses (one per line)</label><textarea id="b-emails" name="emails" rows="3" maxlength="400000">${v.emails ?? ''}</textarea></div>
+<div class="field"><label for="b-emails">Addresses (one per line, at most 1,000)</label><textarea id="b-emails" name="emails" rows="3" maxlength="50000">${v.emails ?? ''}</textarea></div>
 </fieldset>
 ${reasonField('b-reason')}
 <button type="submit">Queue the broadcast</button>
@@ -237,25 +235,28 @@ ${reasonField('b-reason')}
     const list = await s.broadcasts.list(50);
     return show(reply, u, 'broadcasts', 'Broadcasts', html`<div class="table-wrap"><table>
 <caption class="visually-hidden">Broadcasts</caption>
-<thead><tr><th scope="col">Subject</th><th scope="col">State</th><th scope="col">Recipients</th><th scope="col">Sent</th><th scope="col">Held</th><th scope="col">Queued</th><th scope="col">By</th><th scope="col">Approve</th></tr></thead>
+<thead><tr><th scope="col">Subject</th><th scope="col">State</th><th scope="col">Recipients</th><th scope="col">Sent</th><th scope="col">Held</th><th scope="col">Queued</th><th scope="col">By</th></tr></thead>
 <tbody>
 ${list.length ? list.map((b) => html`<tr>
 <td>${b.subject}<br><span class="hint"><time datetime="${b.createdAt}">${when(b.createdAt)}</time></span></td>
 <td>${badge(b.state.replace(/_/g, ' '), b.state === 'awaiting_approval' ? 'warn' : '')}</td>
 <td>${b.recipients}</td><td>${b.sent}</td><td>${b.held}</td><td>${b.queued}</td>
 <td>${b.createdBy}${b.approvedBy ? html`<br><span class="hint">approved by ${b.approvedBy}</span>` : ''}</td>
-<td>${b.held > 0 ? html`<form method="post" action="/console/broadcasts/approve">${csrfField(u.csrf)}<input type="hidden" name="id" value="${b.id}">${reasonField(`approve-${b.id}`)}<button type="submit">Approve and send the held ${b.held}</button></form>` : '—'}</td>
-</tr>`) : html`<tr><td colspan="8" class="hint">No broadcasts yet.</td></tr>`}
+</tr>`) : html`<tr><td colspan="7" class="hint">No broadcasts yet.</td></tr>`}
 </tbody></table></div>
+${list.filter((b) => b.held > 0).map((b) => html`<section class="card prompt" aria-labelledby="ap-${b.id}">
+<h2 id="ap-${b.id}">Awaiting approval: ${b.subject}</h2>
+<p>${b.sent} sent, <strong>${b.held} held</strong> past the blast radius of ${s.config.blastRadius}. Read the text again, then approve to send it to the held recipients (once each).</p>
+<form method="post" action="/console/broadcasts/approve">${csrfField(u.csrf)}<input type="hidden" name="id" value="${b.id}">${reasonField(`approve-${b.id}`)}<button type="submit">Approve and send the held ${b.held}</button></form>
+</section>`)}
 ${broadcastForm(u)}`, req.query);
   });
 
   app.post('/console/broadcasts', {
     schema: {
       tags: ['console'], summary: 'Console: queue a broadcast',
-      body: Type.Object({ csrf: Csrf, subject: FormString(200), text: FormString(20_000), audience: Type.Union([Type.Literal('all'), Type.Literal('emails')]), emails: Type.Optional(FormString(400_000)), reason: Reason }, { additionalProperties: false }),
+      body: Type.Object({ csrf: Csrf, subject: FormString(200), text: FormString(20_000), audience: Type.Union([Type.Literal('all'), Type.Literal('emails')]), emails: Type.Optional(FormString(50_000)), reason: Reason }, { additionalProperties: false }),
     },
-    bodyLimit: 512 * 1024,
   }, async (req, reply) => {
     noStore(reply);
     const u = await requireConsolePage(s, access, req, reply);
@@ -266,7 +267,7 @@ ${broadcastForm(u)}`, req.query);
     if (b.reason.trim().length < 3) return again(ERRORS.reason!);
     if (!b.subject.trim() || !b.text.trim()) return again('Write a subject and a text.');
     const emails = (b.emails ?? '').split(/[\s,;]+/).map((e) => e.trim()).filter(Boolean);
-    if (b.audience === 'emails' && (emails.length === 0 || emails.length > 10_000)) return again('List between 1 and 10,000 addresses, one per line.');
+    if (b.audience === 'emails' && (emails.length === 0 || emails.length > 1_000)) return again('List between 1 and 1,000 addresses, one per line (for longer lists use POST /api/v1/admin/broadcasts).');
     await s.broadcasts.create(u.operator, { subject: b.subject.trim(), text: b.text, audience: b.audience === 'all' ? 'all' : { emails } }, b.reason.trim());
     s.courierWake?.();
     return seeOther(reply, '/console/broadcasts?done=broadcast_created');
@@ -366,7 +367,6 @@ ${ev ? html`<details><summary>Evidence when last seen</summary>${evidenceList(ev
     await s.audit.record(db, u.operator, 'user.lookup', normalizeEmail(email), 'console lookup', { found: user !== undefined });
     if (!user) return show(reply, u, 'users', 'Users', html`${lookup}${notice('info', 'No account has this address.')}`, req.query);
     const [sessions, events, mfa, messages] = await Promise.all([s.sessions.list(user.id, null), s.events.listForUser(db, user.id, 50), s.mfa.factors.status(user.id), listSentMessages(db, user.id, s.clock.now(), s.config.publicUrl)]);
-    const back = `/console/users?email=${encodeURIComponent(user.email)}`;
     return show(reply, u, 'users', 'Users', html`${lookup}
 <section class="card" aria-labelledby="acct-h">
 <h2 id="acct-h">${user.email}</h2>
@@ -374,8 +374,8 @@ ${ev ? html`<details><summary>Evidence when last seen</summary>${evidenceList(ev
 <dt>Password changed</dt><dd>${when(user.password_changed_at === null ? null : Number(user.password_changed_at))}</dd><dt>Locked</dt><dd>${user.locked_at === null ? 'no' : when(Number(user.locked_at))}</dd>
 <dt>Two-step verification</dt><dd>${mfa.enabled ? `on (app: ${mfa.totp.enabled ? 'yes' : 'no'}, passkeys: ${mfa.passkeys}, recovery codes left: ${mfa.recoveryCodesLeft})` : 'off'}</dd></dl>
 <div class="actions">
-<form method="post" action="/console/users/revoke-sessions">${csrfField(u.csrf)}<input type="hidden" name="email" value="${user.email}">${reasonField('revoke-reason')}<button type="submit" class="danger">Sign out every session (${sessions.length})</button></form>
-<form method="post" action="/console/users/reset">${csrfField(u.csrf)}<input type="hidden" name="email" value="${user.email}">${reasonField('reset-reason')}<button type="submit" class="secondary">Send the owner a reset link</button></form>
+<form method="post" action="/console/users/revoke-sessions">${csrfField(u.csrf)}<input type="hidden" name="email" value="${user.email}">${reasonField('revoke-reason', 'Reason for signing every session out (audited)')}<button type="submit" class="danger">Sign out every session (${sessions.length})</button></form>
+<form method="post" action="/console/users/reset">${csrfField(u.csrf)}<input type="hidden" name="email" value="${user.email}">${reasonField('reset-reason', 'Reason for the reset link (audited)')}<button type="submit" class="secondary">Send the owner a reset link</button></form>
 </div>
 </section>
 <section class="card" aria-labelledby="us-h"><h2 id="us-h">Sessions</h2>
@@ -467,7 +467,7 @@ ${n.resolvedAt ? '' : html`<form method="post" action="/console/status/resolve" 
     const entries = await s.audit.list(200);
     return show(reply, u, 'audit', 'Audit log', html`<p>Every operator action, newest first: who, when, what, on what, and why.</p>
 <div class="table-wrap"><table><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">Why</th></tr></thead><tbody>
-${entries.length ? entries.map((e) => html`<tr><td>${when(e.at)}</td><td>${e.operator}</td><td><code>${e.action}</code></td><td><code>${e.target}</code></td><td>${e.reason}</td></tr>`) : html`<tr><td colspan="5" class="hint">Nothing yet.</td></tr>`}
+${entries.length ? entries.map((e) => html`<tr><td>${when(e.at)}</td><td>${e.operator}</td><td><code>${e.action}</code></td><td><code class="wrap">${e.target}</code></td><td>${e.reason}</td></tr>`) : html`<tr><td colspan="5" class="hint">Nothing yet.</td></tr>`}
 </tbody></table></div>`);
   });
 }
@@ -482,4 +482,12 @@ function heldReasonOf(name: string): string {
   if (name.startsWith('blast:')) return `blast_radius:${name.slice(6)}`;
   if (name.startsWith('kill_switch:')) return name;
   return `breaker:${name}`;
+}
+
+/** An operator-readable account of why messages are held. */
+function describeHold(name: string, reason: string | null, blastRadius: number): string {
+  if (name.startsWith('blast:')) return `an operator action or job wants to mail more than ${blastRadius} recipients: the rest waits for approval`;
+  if (name.startsWith('kill_switch:')) return 'paused by a kill switch';
+  if (name.startsWith('flow:')) return reason ?? 'requests kept while the guard holds this flow';
+  return reason ?? 'breaker';
 }
