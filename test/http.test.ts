@@ -71,3 +71,18 @@ describe('HTTP surface', () => {
     }
   });
 });
+
+describe('docs/api.md', () => {
+  it('lists exactly the API endpoints of /openapi.json', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { endpointTable } = await import('../src/http/api-doc.js');
+    const h = await makeHarness('sqlite');
+    try {
+      const table = endpointTable(h.app.swagger());
+      const doc = readFileSync(new URL('../docs/api.md', import.meta.url), 'utf8');
+      expect(doc, 'run `npm run docs:api` to regenerate the table').toContain(`<!-- endpoints:start -->\n${table}\n<!-- endpoints:end -->`);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -86,6 +86,9 @@ describe('a person in Chromium', () => {
     await page.setViewportSize({ width: 1280, height: 720 });
     await page.goto(srv.url + '/signup');
     await shot(page, 'signup');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(srv.url + '/security');
+    await shot(page, 'security-dark');
     expect(cspErrors).toEqual([]);
     await ctx.close();
   }, 120_000);
@@ -156,6 +159,9 @@ describe('an operator in Chromium', () => {
     expect(await page.locator('#chart-requests canvas').count()).toBeGreaterThan(0);
     expect(await page.locator('#chart-mail canvas').count()).toBeGreaterThan(0);
     await shot(page, 'console-overview');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot(page, 'console-overview-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
 
     await page.goto(srv.url + '/console/broadcasts');
     await page.fill('#b-subject', 'About the password reset emails');

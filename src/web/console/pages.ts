@@ -69,6 +69,12 @@ const CLASSIFICATION: Record<string, string> = {
 
 const MODE_BADGE: Record<string, string> = { normal: 'ok', challenge: 'warn', hold: 'bad' };
 
+const EVIDENCE_LABELS: Record<string, string> = {
+  windowMinutes: 'Window (minutes)', resetRequests: 'Reset requests', resetDenials: '"I didn\'t request this" reports', signinFailures: 'Failed sign-ins',
+  signinSuccesses: 'Successful sign-ins', newDeviceSignins: 'Sign-ins from new devices', passwordResetsCompleted: 'Completed resets', held: 'Messages held now',
+  unknownShare: 'Reset requests for unknown emails',
+};
+
 const Csrf = Type.Optional(FormString(128));
 const Reason = FormString(1000);
 const ResultQuery = Type.Object({ done: Type.Optional(FormString(40)), error: Type.Optional(FormString(40)) }, { additionalProperties: false });
@@ -336,7 +342,7 @@ ${MESSAGE_TYPES.map((t) => switchRow(`type:${t}`, html`Mail: ${t}`))}
 
   get<Record<string, never>>('/console/incidents', 'incidents with classification and evidence', Type.Object({}, { additionalProperties: false }), async (u, _req, reply) => {
     const [list, evidence] = await Promise.all([s.incidents.list(50), s.incidents.evidence()]);
-    const evidenceList = (e: Record<string, unknown>) => html`<dl class="evidence">${Object.entries(e).filter(([k]) => k !== 'mailByCause').map(([k, v]) => html`<dt>${k}</dt><dd>${k === 'unknownShare' ? percent(v as number | null) : String(v ?? '—')}</dd>`)}
+    const evidenceList = (e: Record<string, unknown>) => html`<dl class="evidence">${Object.entries(e).filter(([k]) => k !== 'mailByCause').map(([k, v]) => html`<dt>${EVIDENCE_LABELS[k] ?? k}</dt><dd>${k === 'unknownShare' ? percent(v as number | null) : String(v ?? '—')}</dd>`)}
 ${Array.isArray(e.mailByCause) && e.mailByCause.length ? html`<dt>mail by cause</dt><dd>${(e.mailByCause as { type: string; causeKind: string; count: number }[]).map((m) => html`${m.type} / ${m.causeKind}: ${m.count}<br>`)}</dd>` : ''}</dl>`;
     return show(reply, u, 'incidents', 'Incidents', html`<section class="card" aria-labelledby="now-h">
 <h2 id="now-h">Evidence, last hour</h2>
