@@ -89,7 +89,7 @@ describe.each(DIALECTS)('accounts on %s', (dialect) => {
     const argonOld = await argonHash('argon password 1', { algorithm: 1, memoryCost: 4096, timeCost: 1, parallelism: 1 });
     const lines = [
       JSON.stringify({ email: 'imp-argon@example.test', passwordHash: argonOld, emailVerified: true }),
-      JSON.stringify({ email: 'imp-bcrypt@example.test', passwordHash: (await bcryptHash('bcrypt password 1', { cost: 4 })).replace(/^\$2b\$/, '$2y$') }),
+      JSON.stringify({ email: 'imp-bcrypt@example.test', passwordHash: (await bcryptHash('bcrypt password 1', 4)).replace(/^\$2b\$/, '$2y$') }),
       JSON.stringify({ email: 'imp-scrypt@example.test', passwordHash: scryptPhc('scrypt password 1') }),
       JSON.stringify({ email: 'imp-plain@example.test', password: 'plain password 1' }),
       '{not json',
