@@ -284,7 +284,7 @@ export class Courier implements BackgroundWorker {
       await this.failed(row, e, outcome, log);
       return;
     }
-    await courierStore.markSent(this.o.db, row.id, outcome(null));
+    await courierStore.markSent(this.o.db, row.id, outcome(null), via !== row.channel ? via : undefined);
     this.o.metrics.messages.inc({ type: row.type, channel: via, event: 'sent' });
     this.o.logger.debug({ ...log, via }, 'message delivered');
   }

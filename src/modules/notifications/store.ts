@@ -113,8 +113,9 @@ async function finish(db: Kysely<Database>, id: string, o: Outcome, patch: Patch
 export const courierStore = {
   claimBatch,
 
-  markSent(db: Kysely<Database>, id: string, o: Outcome): Promise<boolean> {
-    return finish(db, id, o, { state: 'sent', sent_at: o.now, sealed: null, last_error: null, held_reason: null });
+  /** `via`: the channel it actually went through, when the gate rerouted it (shown in "mail we sent you"). */
+  markSent(db: Kysely<Database>, id: string, o: Outcome, via?: string): Promise<boolean> {
+    return finish(db, id, o, { state: 'sent', sent_at: o.now, sealed: null, last_error: null, held_reason: null, ...(via ? { channel: via } : {}) });
   },
 
   markRetry(db: Kysely<Database>, id: string, o: Outcome, nextAttemptAt: number): Promise<boolean> {
