@@ -4,7 +4,7 @@
  * didn't request this"), sign-in failures and successes, and outbound mail by type and cause —
  * so an operator can tell an outside flood from an internal bug from a possible breach.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { HOUR, type Clock } from '../../kernel/clock.js';
 import { newId } from '../../kernel/ids.js';
 import type { Database, Db } from '../../storage/schema.js';
@@ -30,7 +30,7 @@ export interface ClassifiedIncident {
 }
 
 /** Rules, most specific first; each one says why in words an operator can repeat to users. */
-export function classify(kind: string, e: Evidence): ClassifiedIncident {
+export function classify(kind: string, e: Evidence, data: Record<string, unknown> = {}): ClassifiedIncident {
   const reasons: string[] = [];
   const internal = e.mailByCause.filter((m) => m.causeKind === 'operator' || m.causeKind === 'job').reduce((n, m) => n + m.count, 0);
   const anonymous = e.mailByCause.filter((m) => m.causeKind.startsWith('anonymous')).reduce((n, m) => n + m.count, 0);
@@ -59,8 +59,10 @@ export function classify(kind: string, e: Evidence): ClassifiedIncident {
     if (e.passwordResetsCompleted > 0) reasons.push(`${e.passwordResetsCompleted} resets were completed in the same window`);
     return { classification: 'targeted_resets', reasons };
   }
-  if (kind.startsWith('guard:') && anonymous >= internal) {
-    reasons.push(`anonymous traffic left its band (${kind.slice(6)}); ${anonymous} messages caused by anonymous requests`);
+  const signals = Array.isArray(data.signals) ? (data.signals as unknown[]).map(String) : [];
+  if (kind.startsWith('guard:') && (signals.length > 0 || (anonymous > 0 && anonymous >= internal))) {
+    reasons.push(`anonymous ${kind.slice(6)} requests left their band${signals.length ? ` (${signals.join(', ')})` : ''}; ${anonymous} messages caused by anonymous requests in the window`);
+    reasons.push('traffic from outside, answered with challenges: no account data is exposed by the requests themselves');
     return { classification: 'external_flood', reasons };
   }
   reasons.push('not enough evidence to classify yet');
@@ -111,17 +113,20 @@ export class Incidents {
   /** Open an incident for `key`, or touch the open one; returns its id. */
   async open(db: Db, key: string, title: string, data: Record<string, unknown>): Promise<string> {
     const now = this.clock.now();
-    const existing = await db.selectFrom('incidents').select(['id', 'data']).where('key', '=', key).where('state', '=', 'open').executeTakeFirst();
     const evidence = await this.evidence(HOUR, db);
-    const c = classify(key, evidence);
+    const c = classify(key, evidence, data);
     const payload = JSON.stringify({ ...data, evidence, reasons: c.reasons });
-    if (existing) {
-      await db.updateTable('incidents').set({ last_seen_at: now, classification: c.classification, data: payload }).where('id', '=', existing.id).execute();
-      return existing.id;
-    }
     const id = newId(now);
-    await db.insertInto('incidents').values({ id, key, kind: key.split(':')[0]!, title, state: 'open', classification: c.classification, opened_at: now, last_seen_at: now, closed_at: null, data: payload }).execute();
-    return id;
+    // The partial unique index (one open incident per key) settles races between workers.
+    const inserted = await db
+      .insertInto('incidents')
+      .values({ id, key, kind: key.split(':')[0]!, title, state: 'open', classification: c.classification, opened_at: now, last_seen_at: now, closed_at: null, data: payload })
+      .onConflict((oc) => oc.column('key').where('state', '=', sql.lit('open')).doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted) return inserted.id;
+    const existing = await db.updateTable('incidents').set({ last_seen_at: now, classification: c.classification, data: payload }).where('key', '=', key).where('state', '=', 'open').returning('id').executeTakeFirst();
+    return existing?.id ?? id;
   }
 
   async close(db: Db, key: string): Promise<void> {
@@ -129,7 +134,7 @@ export class Incidents {
   }
 
   async list(limit = 50): Promise<IncidentView[]> {
-    const rows = await this.db.selectFrom('incidents').selectAll().orderBy('opened_at', 'desc').limit(limit).execute();
+    const rows = await this.db.selectFrom('incidents').selectAll().orderBy('opened_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
     return rows.map((r) => ({
       id: r.id, kind: r.kind, title: r.title, state: r.state, classification: r.classification as Classification,
       openedAt: new Date(Number(r.opened_at)).toISOString(), lastSeenAt: new Date(Number(r.last_seen_at)).toISOString(),

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
@@ -34,6 +34,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('data', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('incidents_key_idx').on('incidents').columns(['key', 'state']).execute();
+  // One open incident per key, even when two workers open it at the same moment.
+  await db.schema.createIndex('incidents_open_key_uq').on('incidents').column('key').unique().where(sql.ref('state'), '=', 'open').execute();
 
   await db.schema
     .createTable('audit_log')
