@@ -16,6 +16,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { DAY, MINUTE, type Clock } from '../../kernel/clock.js';
 import type { Database, Db } from '../../storage/schema.js';
+import { Poller } from '../../kernel/poller.js';
 import type { BackgroundWorker } from '../../services.js';
 import { subjectOf } from './messages.js';
 import type { Outbox } from './outbox.js';
@@ -97,48 +98,23 @@ export interface DigestReport {
 
 export class DigestWorker implements BackgroundWorker {
   readonly name = 'notice-digest';
-  private running = false;
-  private timer: NodeJS.Timeout | null = null;
-  private current: Promise<void> | null = null;
-  private readonly pollMs: number;
+  private readonly poller: Poller;
   private readonly batch: number;
 
   constructor(private readonly d: DigestDeps) {
-    this.pollMs = d.pollMs ?? 10 * MINUTE;
     this.batch = d.batch ?? 500;
+    this.poller = new Poller(async () => (await this.runOnce()).accounts >= this.batch, {
+      pollMs: d.pollMs ?? 10 * MINUTE,
+      onError: (e) => this.d.logger.error({ err: e, worker: this.name }, 'notice digest run failed; will retry'),
+    });
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.schedule(0);
+    this.poller.start();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.current;
-  }
-
-  private schedule(ms: number): void {
-    if (!this.running) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.current = (async () => {
-        let full = false;
-        try {
-          const r = await this.runOnce();
-          full = r.accounts >= this.batch;
-        } catch (e) {
-          this.d.logger.error({ err: e, worker: this.name }, 'notice digest run failed; will retry');
-        } finally {
-          this.current = null;
-        }
-        this.schedule(full ? 0 : this.pollMs);
-      })();
-    }, ms);
-    this.timer.unref();
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   /** Queue the digests of every finished day not digested yet. Tests call this directly. */

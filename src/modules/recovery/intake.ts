@@ -17,6 +17,7 @@ import { HOUR, type Clock } from '../../kernel/clock.js';
 import type { Metrics } from '../../kernel/metrics.js';
 import type { DialectName } from '../../storage/database.js';
 import type { Database } from '../../storage/schema.js';
+import { Poller } from '../../kernel/poller.js';
 import type { BackgroundWorker } from '../../services.js';
 import type { IntakeDecision, RecoveryService } from './service.js';
 import { recoveryStore as store } from './store.js';
@@ -40,76 +41,28 @@ export interface IntakeReport {
 export class ResetIntakeWorker implements BackgroundWorker {
   readonly name = 'reset-intake';
   readonly id = `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  private running = false;
-  private timer: NodeJS.Timeout | null = null;
-  private immediate: NodeJS.Immediate | null = null;
-  private current: Promise<void> | null = null;
-  private again = false;
+  private readonly poller: Poller;
   private lastPrune = 0;
-  private readonly pollMs: number;
 
   constructor(private readonly d: IntakeDeps) {
-    this.pollMs = d.pollMs ?? 1000;
-    d.recovery.onIntake(() => this.wake());
+    this.poller = new Poller(async () => (await this.processOnce()).claimed >= this.d.recovery.limits.intakeBatch, {
+      pollMs: d.pollMs ?? 1000,
+      onError: (e) => this.d.logger.error({ err: e, worker: this.name }, 'reset intake batch failed'),
+    });
+    d.recovery.onIntake(() => this.poller.wake());
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.schedule(0);
+    this.poller.start();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    if (this.immediate) clearImmediate(this.immediate);
-    this.timer = null;
-    this.immediate = null;
-    await this.current;
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   /** A request was written: run soon (after the answer has gone out), or again after the current batch. */
   wake(): void {
-    if (!this.running) return;
-    if (this.current) {
-      this.again = true;
-      return;
-    }
-    this.schedule(0);
-  }
-
-  private schedule(ms: number): void {
-    if (!this.running) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (ms === 0) {
-      if (this.immediate) return;
-      // setImmediate: the answer to the request that woke us is written first.
-      this.immediate = setImmediate(() => {
-        this.immediate = null;
-        this.tick();
-      });
-    } else {
-      this.timer = setTimeout(() => this.tick(), ms);
-      this.timer.unref();
-    }
-  }
-
-  private tick(): void {
-    if (!this.running || this.current) return;
-    this.again = false;
-    this.current = (async () => {
-      let full = false;
-      try {
-        const r = await this.processOnce();
-        full = r.claimed >= this.d.recovery.limits.intakeBatch;
-      } catch (e) {
-        this.d.logger.error({ err: e, worker: this.name }, 'reset intake batch failed');
-      } finally {
-        this.current = null;
-      }
-      this.schedule(full || this.again ? 0 : this.pollMs);
-    })();
+    this.poller.wake();
   }
 
   /** Claim and decide one batch. Tests call this directly (workers are not started there). */
