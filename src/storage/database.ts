@@ -31,6 +31,32 @@ export interface OpenOptions {
   poolSize?: number;
 }
 
+/**
+ * better-sqlite3 prepares a statement on every query Kysely runs; the same few hundred SQL texts
+ * repeat, so keep the prepared statements (bounded LRU by SQL text). Safe because Floodgate
+ * never streams (iterates) a statement while running it again: every query is `all` or `run`.
+ */
+function withStatementCache(raw: SQLite.Database, max = 500): { close(): void; prepare(sql: string): SQLite.Statement } {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => {
+      cache.clear();
+      raw.close();
+    },
+    prepare(sql: string) {
+      let stmt = cache.get(sql);
+      if (stmt) {
+        cache.delete(sql);
+      } else {
+        stmt = raw.prepare(sql);
+        if (cache.size >= max) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sql, stmt);
+      return stmt;
+    },
+  };
+}
+
 export async function openStorage(url: DatabaseUrl, opts: OpenOptions = {}): Promise<Storage> {
   let storage: Storage;
   if (url.kind === 'sqlite') {
@@ -40,7 +66,7 @@ export async function openStorage(url: DatabaseUrl, opts: OpenOptions = {}): Pro
     raw.pragma('synchronous = NORMAL');
     raw.pragma('busy_timeout = 5000');
     raw.pragma('foreign_keys = ON');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
     storage = { db, dialect: 'sqlite', close: () => db.destroy() };
   } else {
     const schema = opts.schema;
