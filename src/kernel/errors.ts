@@ -40,7 +40,12 @@ export class AppError extends Error {
     detail?: string,
     opts: { extra?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {},
   ) {
+    // An expected refusal (4xx) is not a bug: no stack trace to capture. Under a flood every
+    // throttled or challenged request throws one, and capturing stacks showed in the profile.
+    const limit = Error.stackTraceLimit;
+    if (ERROR_CODES[code].status < 500) Error.stackTraceLimit = 0;
     super(detail ?? ERROR_CODES[code].title, opts.cause === undefined ? undefined : { cause: opts.cause });
+    Error.stackTraceLimit = limit;
     this.name = 'AppError';
     this.code = code;
     this.status = ERROR_CODES[code].status;
