@@ -20,6 +20,25 @@ const bareRate = await closedLoop(5, 32, () => post(bareUrl, '/api/v1/password-r
 bare.kill('SIGTERM');
 console.log(`bare Fastify route: ${bareRate.toFixed(0)} req/s (32 connections)`);
 
+// 2. The reset endpoint itself, same client and concurrency as the bare route, while the flow is
+//    challenged (every answer a 428 with a fresh challenge) and while it is normal (202 + intake).
+{
+  const fg = await startFloodgate();
+  const auth = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+  let n = 0;
+  const lat = [];
+  const hit = async () => { const i = n++; const r = await post(fg.url, '/api/v1/password-resets', { email: `v${i % 5000}@example.test` }, { 'x-forwarded-for': `10.${(i >> 14) & 255}.${(i >> 6) & 255}.${i & 63}` }); lat.push(r.ms); };
+  for (const mode of ['challenge', 'normal']) {
+    await fetch(fg.url + '/api/v1/admin/guard/flows/reset', { method: 'PUT', headers: auth, body: JSON.stringify({ mode, reason: 'bench: steady state' }) });
+    await closedLoop(1, 32, hit);
+    lat.length = 0;
+    const rate = await closedLoop(5, 32, hit);
+    const s = [...lat].sort((a, b) => a - b);
+    console.log(`reset endpoint, flow ${mode}: ${rate.toFixed(0)} req/s = ${(rate / bareRate).toFixed(2)} x bare, p50 ${s[Math.floor(s.length / 2)].toFixed(1)} ms, p99 ${s[Math.floor(s.length * 0.99)].toFixed(1)} ms (same client, 32 connections)`);
+  }
+  await fg.stop();
+}
+
 async function scenario(name, opts, env = {}) {
   const smtp = await freePort();
   const fg = await startFloodgate({ FLOODGATE_SMTP_URL: `smtp://127.0.0.1:${smtp}`, ...env });
