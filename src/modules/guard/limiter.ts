@@ -29,6 +29,9 @@ export interface RateLimiter {
   reset(key: string): Promise<void>;
 }
 
+/** Window lengths `reset` clears (the ones the limits use). */
+export const RESET_WINDOWS = [1_000, 60_000, 600_000, 3_600_000, 86_400_000];
+
 interface Slot {
   window: number;
   current: number;
@@ -96,7 +99,7 @@ export class MemoryRateLimiter implements RateLimiter {
 
   async reset(key: string): Promise<void> {
     // Keys are stored per window length; drop the common ones.
-    for (const w of [1_000, 60_000, 600_000, 3_600_000, 86_400_000]) this.slots.delete(`${w}:${key}`);
+    for (const w of RESET_WINDOWS) this.slots.delete(`${w}:${key}`);
   }
 }
 

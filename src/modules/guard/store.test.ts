@@ -70,3 +70,16 @@ describe('memory guard store bounds', () => {
     expect(grown).toBeLessThan(120);
   });
 });
+
+describe.each(STORES)('guard store reset (%s)', (kind) => {
+  it('forgets a key\'s windows', async () => {
+    const clock = new ManualClock();
+    const s = open(kind, clock);
+    const rule = { windowMs: MINUTE, limit: 2 };
+    await s.hit('k', rule);
+    await s.hit('k', rule);
+    expect((await s.hit('k', rule)).allowed).toBe(false);
+    await s.reset('k');
+    expect((await s.hit('k', rule)).allowed).toBe(true);
+  });
+});

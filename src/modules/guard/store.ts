@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../kernel/clock.js';
-import { BoundedLru, MemoryRateLimiter, type LimitResult, type LimitRule, type RateLimiter } from './limiter.js';
+import { BoundedLru, MemoryRateLimiter, RESET_WINDOWS, type LimitResult, type LimitRule, type RateLimiter } from './limiter.js';
 import { HyperLogLog, SpaceSaving } from './sketch.js';
 
 export interface GuardStore extends RateLimiter {
@@ -168,8 +168,13 @@ export class RedisGuardStore implements GuardStore {
   }
 
   async reset(key: string): Promise<void> {
-    const keys = await this.redis.keys(this.k(`rl:*:${key}:*`));
-    if (keys.length) await this.redis.del(...keys);
+    // The current and previous window of the common window lengths (no KEYS scan on a shared Redis).
+    const now = this.clock.now();
+    const keys = RESET_WINDOWS.flatMap((ms) => {
+      const w = Math.floor(now / ms);
+      return [this.k(`rl:${ms}:${key}:${w}`), this.k(`rl:${ms}:${key}:${w - 1}`)];
+    });
+    await this.redis.del(...keys);
   }
 
   async incr(key: string, by: number, ttlMs: number): Promise<void> {
