@@ -125,9 +125,7 @@ export class MfaService {
 
   /** Whether sign-in with a password must present a second factor. */
   async enabled(db: Db, userId: string): Promise<boolean> {
-    const totp = await mfaStore.totpOf(db, userId);
-    if (totp?.state === 'active') return true;
-    return (await mfaStore.passkeyCount(db, userId)) > 0;
+    return mfaStore.hasSecondFactor(db, userId);
   }
 
   async status(userId: string): Promise<MfaStatus> {

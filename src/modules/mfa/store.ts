@@ -62,6 +62,17 @@ export const mfaStore = {
   passkeysOf(db: Db, userId: string): Promise<PasskeyRow[]> {
     return db.selectFrom('mfa_passkeys').selectAll().where('user_id', '=', userId).orderBy('id').limit(100).execute();
   },
+  /** Whether the account has an active TOTP or a passkey: one round trip on every sign-in. */
+  async hasSecondFactor(db: Db, userId: string): Promise<boolean> {
+    const r = await db
+      .selectNoFrom((eb) => [
+        eb.exists(eb.selectFrom('mfa_totp').select('id').where('user_id', '=', userId).where('state', '=', 'active')).as('totp'),
+        eb.exists(eb.selectFrom('mfa_passkeys').select('id').where('user_id', '=', userId)).as('passkey'),
+      ])
+      .executeTakeFirst();
+    // SQLite answers 0/1, PostgreSQL true/false.
+    return Boolean(Number(r?.totp)) || Boolean(Number(r?.passkey));
+  },
   async passkeyCount(db: Db, userId: string): Promise<number> {
     const r = await db.selectFrom('mfa_passkeys').select((eb) => eb.fn.countAll<number>().as('c')).where('user_id', '=', userId).executeTakeFirst();
     return n(r?.c);
