@@ -11,7 +11,7 @@ import { newId } from '../../kernel/ids.js';
 import type { Database } from '../../storage/schema.js';
 import type { AccountsService } from '../accounts/index.js';
 import type { AuditLog } from '../incidents/index.js';
-import type { Outbox } from '../notifications/index.js';
+import { courierStore, type Outbox } from '../notifications/index.js';
 import type { Operator, OutboundGuard } from './outbound.js';
 
 export type Audience = 'all' | { emails: string[] };
@@ -63,16 +63,16 @@ export class Broadcasts {
     const now = this.d.clock.now();
     await this.d.db.updateTable('broadcasts').set({ state: 'approved', approved_by: op.name, approved_at: now }).where('id', '=', id).execute();
     // A broadcast's cause id is `<creator id>:broadcast:<id>`: approve that exact cause.
-    const row = await this.d.db.selectFrom('outbox').select('cause_id').where('idempotency_key', 'like', `broadcast:${id}:%`).limit(1).executeTakeFirst();
-    if (row) await this.d.outbound.release(`blast:${row.cause_id}`, op, reason);
+    const causeId = await courierStore.causeOfKeyPrefix(this.d.db, `broadcast:${id}:`);
+    if (causeId) await this.d.outbound.release(`blast:${causeId}`, op, reason);
     return (await this.get(id))!;
   }
 
   async get(id: string): Promise<BroadcastView | null> {
     const b = await this.d.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirst();
     if (!b) return null;
-    const counts = await this.d.db.selectFrom('outbox').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).where('idempotency_key', 'like', `broadcast:${id}:%`).groupBy('state').execute();
-    const c = (s: string) => Number(counts.find((x) => x.state === s)?.n ?? 0);
+    const counts = await courierStore.statesByKeyPrefix(this.d.db, `broadcast:${id}:`);
+    const c = (s: string) => counts[s] ?? 0;
     return {
       id: b.id, subject: b.subject, state: b.state, recipients: b.recipients, createdBy: b.created_by, createdAt: new Date(Number(b.created_at)).toISOString(),
       approvedBy: b.approved_by, approvedAt: b.approved_at === null ? null : new Date(Number(b.approved_at)).toISOString(), sent: c('sent'), held: c('held'), queued: c('queued') + c('sending'),

@@ -18,7 +18,7 @@ import { AppError } from '../../kernel/errors.js';
 import type { Metrics } from '../../kernel/metrics.js';
 import type { Database } from '../../storage/schema.js';
 import type { AuditLog, Incidents } from '../incidents/index.js';
-import type { DeliveryGate, DeliveryRow, GateDecision } from '../notifications/ports.js';
+import { courierStore, type DeliveryGate, type DeliveryRow, type GateDecision } from '../notifications/index.js';
 import { noticeFolds, utcDay } from '../notifications/index.js';
 import type { GuardStore } from './store.js';
 
@@ -212,15 +212,15 @@ export class OutboundGuard implements DeliveryGate {
     const heldReason = heldReasonFor(name);
     const now = this.d.clock.now();
     const n = await this.d.db.transaction().execute(async (trx) => {
-      const r = await trx.updateTable('outbox').set({ state: 'queued', held_reason: `released:${heldReason}`, next_attempt_at: now, updated_at: now }).where('state', '=', 'held').where('held_reason', '=', heldReason).executeTakeFirst();
+      const released = await courierStore.releaseHeld(trx, now, { reason: heldReason });
       if (name.startsWith('blast:')) {
         await trx.insertInto('cause_approvals').values({ cause_id: name.slice(6), approved_by: op.name, approved_at: now }).onConflict((oc) => oc.column('cause_id').doNothing()).execute();
       } else {
         await trx.updateTable('breakers').set({ state: 'closed', reason, updated_at: now }).where('name', '=', name).execute();
       }
       await this.d.incidents.close(trx, name.startsWith('blast:') ? name : `breaker:${name}`);
-      await this.d.audit.record(trx, op, 'breaker.release', name, reason, { released: Number(r.numUpdatedRows) });
-      return Number(r.numUpdatedRows);
+      await this.d.audit.record(trx, op, 'breaker.release', name, reason, { released: released.length });
+      return released.length;
     });
     // Messages of this breaker now measure against a fresh window.
     for (const suffix of ['m', 'h']) await this.d.store.reset(`breaker:${name}:${suffix}`);
@@ -239,11 +239,11 @@ export class OutboundGuard implements DeliveryGate {
     const heldReason = heldReasonFor(name);
     const now = this.d.clock.now();
     const n = await this.d.db.transaction().execute(async (trx) => {
-      const r = await trx.updateTable('outbox').set({ state: 'discarded', sealed: null, updated_at: now, last_error: `discarded by ${op.name}: ${reason}`.slice(0, 500) }).where('state', '=', 'held').where('held_reason', '=', heldReason).executeTakeFirst();
+      const discarded = await courierStore.discardHeld(trx, now, { reason: heldReason }, `discarded by ${op.name}: ${reason}`);
       if (!name.startsWith('blast:')) await trx.updateTable('breakers').set({ state: 'closed', reason, updated_at: now }).where('name', '=', name).execute();
       await this.d.incidents.close(trx, name.startsWith('blast:') ? name : `breaker:${name}`);
-      await this.d.audit.record(trx, op, 'breaker.discard', name, reason, { discarded: Number(r.numUpdatedRows) });
-      return Number(r.numUpdatedRows);
+      await this.d.audit.record(trx, op, 'breaker.discard', name, reason, { discarded: discarded.length });
+      return discarded.length;
     });
     this.invalidate();
     return n;
@@ -251,8 +251,7 @@ export class OutboundGuard implements DeliveryGate {
 
   async breakers(): Promise<{ name: string; state: string; reason: string | null; trippedBy: string | null; trippedAt: string | null; held: number }[]> {
     const rows = await this.d.db.selectFrom('breakers').selectAll().orderBy('name').execute();
-    const held = await this.d.db.selectFrom('outbox').select(['held_reason', (eb) => eb.fn.countAll<number>().as('n')]).where('state', '=', 'held').groupBy('held_reason').execute();
-    const heldBy = new Map(held.map((h) => [h.held_reason ?? '', Number(h.n)]));
+    const heldBy = await courierStore.heldByReason(this.d.db);
     const out = rows.map((r) => ({ name: r.name, state: r.state, reason: r.reason, trippedBy: r.tripped_by, trippedAt: r.tripped_at === null ? null : new Date(Number(r.tripped_at)).toISOString(), held: heldBy.get(`breaker:${r.name}`) ?? 0 }));
     // Holds that are not breakers (blast radius, kill switches) are listed too: nothing held is invisible.
     for (const [reason, n] of heldBy) {
@@ -275,7 +274,7 @@ export class OutboundGuard implements DeliveryGate {
       if (action) await trx.insertInto('kill_switches').values({ name, action, reason, set_by: op.name, set_at: now }).execute();
       await this.d.audit.record(trx, op, action ? `kill_switch.${action}` : 'kill_switch.resume', name, reason);
       // Resuming a paused type releases what it held.
-      if (!action) await trx.updateTable('outbox').set({ state: 'queued', held_reason: `released:kill_switch:${name}`, next_attempt_at: now, updated_at: now }).where('state', '=', 'held').where('held_reason', '=', `kill_switch:${name}`).execute();
+      if (!action) await courierStore.releaseHeld(trx, now, { reason: `kill_switch:${name}` });
     });
     this.invalidate();
   }

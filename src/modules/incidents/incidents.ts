@@ -8,6 +8,7 @@ import { sql, type Kysely } from 'kysely';
 import { HOUR, type Clock } from '../../kernel/clock.js';
 import { newId } from '../../kernel/ids.js';
 import type { Database, Db } from '../../storage/schema.js';
+import { courierStore } from '../notifications/index.js';
 
 export type Classification = 'external_flood' | 'credential_stuffing' | 'internal_bug' | 'targeted_resets' | 'possible_breach' | 'unclear';
 
@@ -94,8 +95,8 @@ export class Incidents {
     const events = await db.selectFrom('security_events').select(['type', (eb) => eb.fn.countAll<number>().as('n')]).where('at', '>=', since).groupBy('type').execute();
     const n = (t: string) => Number(events.find((e) => e.type === t)?.n ?? 0);
     const newDevice = await db.selectFrom('security_events').select((eb) => eb.fn.countAll<number>().as('n')).where('type', '=', 'signin.succeeded').where('at', '>=', since).where('data', 'like', '%"newDevice":true%').executeTakeFirst();
-    const mail = await db.selectFrom('outbox').select(['type', 'cause_kind', (eb) => eb.fn.countAll<number>().as('n')]).where('created_at', '>=', since).groupBy(['type', 'cause_kind']).execute();
-    const held = await db.selectFrom('outbox').select((eb) => eb.fn.countAll<number>().as('n')).where('state', '=', 'held').executeTakeFirst();
+    const mailByCause = await courierStore.countsByCauseSince(db, since);
+    const held = [...(await courierStore.heldByReason(db)).values()].reduce((a, b) => a + b, 0);
     return {
       windowMinutes: Math.round(windowMs / 60_000),
       resetRequests: n('password.reset_requested'),
@@ -104,8 +105,8 @@ export class Incidents {
       signinSuccesses: n('signin.succeeded'),
       newDeviceSignins: Number(newDevice?.n ?? 0),
       passwordResetsCompleted: n('password.reset_completed'),
-      mailByCause: mail.map((m) => ({ type: m.type, causeKind: m.cause_kind, count: Number(m.n) })),
-      held: Number(held?.n ?? 0),
+      mailByCause,
+      held,
       unknownShare: await this.unknownShare(),
     };
   }

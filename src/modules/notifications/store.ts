@@ -167,12 +167,37 @@ export const courierStore = {
   },
 
   /** ...or discarded: final, and the sealed secret is wiped. */
-  async discardHeld(db: Db, now: number, filter: HeldFilter): Promise<{ id: string; type: string; channel: string }[]> {
-    let q = db.updateTable('outbox').set({ state: 'discarded', sealed: null, updated_at: now }).where('state', '=', 'held');
+  /** `note` (who and why) is kept as the row's last error. */
+  async discardHeld(db: Db, now: number, filter: HeldFilter, note?: string): Promise<{ id: string; type: string; channel: string }[]> {
+    let q = db.updateTable('outbox').set({ state: 'discarded', sealed: null, updated_at: now, ...(note ? { last_error: note.slice(0, 500) } : {}) }).where('state', '=', 'held');
     if (filter.ids) q = q.where('id', 'in', filter.ids.length ? filter.ids : ['']);
     if (filter.type) q = q.where('type', '=', filter.type);
     if (filter.reason) q = q.where('held_reason', '=', filter.reason);
     return q.returning(['id', 'type', 'channel']).execute();
+  },
+
+  /** Held rows by reason (what waits for an operator, and why). */
+  async heldByReason(db: Db): Promise<Map<string, number>> {
+    const rows = await db.selectFrom('outbox').select(['held_reason', (eb) => eb.fn.countAll<number>().as('n')]).where('state', '=', 'held').groupBy('held_reason').execute();
+    return new Map(rows.map((r) => [r.held_reason ?? '', Number(r.n)]));
+  },
+
+  /** Rows whose idempotency key starts with `prefix` (e.g. one broadcast), by state. */
+  async statesByKeyPrefix(db: Db, prefix: string): Promise<Record<string, number>> {
+    const rows = await db.selectFrom('outbox').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).where('idempotency_key', 'like', `${prefix}%`).groupBy('state').execute();
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  },
+
+  /** The cause id recorded by rows whose idempotency key starts with `prefix`. */
+  async causeOfKeyPrefix(db: Db, prefix: string): Promise<string | null> {
+    const r = await db.selectFrom('outbox').select('cause_id').where('idempotency_key', 'like', `${prefix}%`).limit(1).executeTakeFirst();
+    return r?.cause_id ?? null;
+  },
+
+  /** Messages created since `since`, by type and cause kind (incident evidence). */
+  async countsByCauseSince(db: Db, since: number): Promise<{ type: string; causeKind: string; count: number }[]> {
+    const rows = await db.selectFrom('outbox').select(['type', 'cause_kind', (eb) => eb.fn.countAll<number>().as('n')]).where('created_at', '>=', since).groupBy(['type', 'cause_kind']).execute();
+    return rows.map((m) => ({ type: m.type, causeKind: m.cause_kind, count: Number(m.n) }));
   },
 };
 
