@@ -70,6 +70,12 @@ describe('floodgate CLI', () => {
     }
   });
 
+  it.runIf(process.env.FLOODGATE_TEST_REDIS_URL)('ends one-shot commands when Redis is configured (connections closed)', () => {
+    const r = run(['operators', 'create', 'redis-op'], { ...env, FLOODGATE_REDIS_URL: process.env.FLOODGATE_TEST_REDIS_URL! });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^fgo_/);
+  });
+
   it('serves, logs its URL, and shuts down cleanly on SIGTERM', async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [...CLI, 'serve'], { cwd: dir, env: cleanEnv({ ...env, FLOODGATE_PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -11,6 +11,7 @@ import { ConfigError, configReferenceMarkdown, loadConfig, type Config } from '.
 import { CLI_CONTEXT } from '../kernel/context.js';
 import { createFloodgate, createLogger, createServices } from '../main.js';
 import { openStorage } from '../storage/database.js';
+import type { Services } from '../services.js';
 import { migrateToLatest } from '../storage/migrator.js';
 import { consoleAccess } from '../web/console/index.js';
 
@@ -36,6 +37,25 @@ function fail(e: unknown): never {
   const msg = e instanceof Error ? e.message : String(e);
   process.stderr.write(`floodgate: ${msg}\n`);
   process.exit(1);
+}
+
+/**
+ * Run a one-shot command against the services: configured from the environment, quiet logs, and
+ * every connection closed afterwards (the database and, with FLOODGATE_REDIS_URL, Redis, which
+ * would otherwise keep the process alive). Any failure ends with a message and exit code 1.
+ */
+async function withServices(fn: (s: Services) => Promise<void>): Promise<void> {
+  const cfg = config();
+  let s: Services | undefined;
+  try {
+    s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+    await fn(s);
+  } catch (e) {
+    fail(e);
+  } finally {
+    await s?.storage.close().catch(() => {});
+    await s?.guardStore.close().catch(() => {});
+  }
 }
 
 const program = new Command();
@@ -101,17 +121,12 @@ users
   .argument('<file>', 'NDJSON file: one {"email", "password" | "passwordHash", "emailVerified"} per line ("-" for standard input)')
   .description('Import users; per-line errors are reported with line numbers, nothing is half-written.')
   .action(async (file: string) => {
-    const cfg = config();
-    try {
-      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+    await withServices(async (s) => {
       const input = file === '-' ? process.stdin : createReadStream(file);
       const report = await s.accounts.importLines(createInterface({ input, crlfDelay: Infinity }), CLI_CONTEXT, 'cli');
-      await s.storage.close();
       process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       process.exitCode = report.failed ? 1 : 0;
-    } catch (e) {
-      fail(e);
-    }
+    });
   });
 
 const operators = program.command('operators').description('Manage operator tokens for the admin API.');
@@ -120,31 +135,21 @@ operators
   .argument('<name>', 'operator name (letters, digits, . _ @ -)')
   .description('Create a named operator token; it is printed once and only its hash is stored.')
   .action(async (name: string) => {
-    const cfg = config();
-    try {
-      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+    await withServices(async (s) => {
       const { token } = await s.operators.create(name);
-      await s.storage.close();
       process.stdout.write(`${token}\n`);
-    } catch (e) {
-      fail(e);
-    }
+    });
   });
 operators
   .command('revoke')
   .argument('<name>', 'operator name')
   .description('Revoke a named operator token.')
   .action(async (name: string) => {
-    const cfg = config();
-    try {
-      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+    await withServices(async (s) => {
       const ok = await s.operators.revoke(name);
-      await s.storage.close();
       process.stdout.write(ok ? `revoked ${name}\n` : `no live operator named ${name}\n`);
       process.exitCode = ok ? 0 : 1;
-    } catch (e) {
-      fail(e);
-    }
+    });
   });
 
 // The operator console: a user account granted the operator role (it signs in with its password and a second factor).
@@ -154,33 +159,23 @@ operators
   .argument('<email>', 'an existing account')
   .description('Let an existing account sign in to the operator console (/console); it needs two-step verification to do so.')
   .action(async (email: string) => {
-    const cfg = config();
-    try {
-      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+    await withServices(async (s) => {
       const r = await consoleAccess(s).grant(email, CLI_OPERATOR, 'granted from the command line');
       const mfa = await s.mfa.factors.enabled(s.storage.db, r.userId);
-      await s.storage.close();
       process.stdout.write(`granted the console operator role to ${r.email}\n`);
       if (!mfa) process.stderr.write(`note: ${r.email} has no two-step verification yet; the console refuses it until an authenticator app is set up on /security\n`);
-    } catch (e) {
-      fail(e);
-    }
+    });
   });
 operators
   .command('revoke-grant')
   .argument('<email>', 'an account granted the console operator role')
   .description('Take the console operator role away; its console sessions end at once.')
   .action(async (email: string) => {
-    const cfg = config();
-    try {
-      const s = await createServices(cfg, { logger: createLogger({ ...cfg, logLevel: 'warn' }) });
+    await withServices(async (s) => {
       const ok = await consoleAccess(s).revokeGrant(email, CLI_OPERATOR, 'revoked from the command line');
-      await s.storage.close();
       process.stdout.write(ok ? `revoked the console operator role of ${email}\n` : `${email} has no console operator role\n`);
       process.exitCode = ok ? 0 : 1;
-    } catch (e) {
-      fail(e);
-    }
+    });
   });
 
 program
