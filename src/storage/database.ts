@@ -11,12 +11,15 @@ import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import type { DatabaseUrl } from '../config/schema.js';
 import type { Database } from './schema.js';
 import { migrateToLatest } from './migrator.js';
+import { WalCheckpointer, type CheckpointerOptions } from './checkpointer.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 
 export interface Storage {
   db: Kysely<Database>;
   dialect: DialectName;
+  /** SQLite files: the WAL checkpointer (null otherwise). */
+  checkpointer?: WalCheckpointer | null;
   close(): Promise<void>;
 }
 
@@ -29,6 +32,8 @@ export interface OpenOptions {
   /** Run pending migrations before returning (default true). */
   migrate?: boolean;
   poolSize?: number;
+  /** SQLite files only: WAL checkpoints in a worker thread (see checkpointer.ts); false leaves them to SQLite. */
+  checkpoints?: CheckpointerOptions | false;
 }
 
 /**
@@ -66,8 +71,22 @@ export async function openStorage(url: DatabaseUrl, opts: OpenOptions = {}): Pro
     raw.pragma('synchronous = NORMAL');
     raw.pragma('busy_timeout = 5000');
     raw.pragma('foreign_keys = ON');
+    let checkpointer: WalCheckpointer | null = null;
+    if (url.file !== ':memory:' && opts.checkpoints !== false) {
+      checkpointer = new WalCheckpointer(url.file, { onError: (e) => process.emitWarning(`SQLite WAL checkpoint: ${e instanceof Error ? e.message : String(e)}`), ...opts.checkpoints });
+      raw.pragma('wal_autocheckpoint = 0');
+      // When a checkpointed WAL restarts, SQLite cuts the file back to this size, so the file's
+      // size tells the checkpointer whether there is new work.
+      raw.pragma(`journal_size_limit = ${Math.floor(checkpointer.thresholdBytes / 4)}`);
+    }
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
-    storage = { db, dialect: 'sqlite', close: () => db.destroy() };
+    storage = {
+      db, dialect: 'sqlite', checkpointer,
+      close: async () => {
+        await checkpointer?.close();
+        await db.destroy();
+      },
+    };
   } else {
     const schema = opts.schema;
     if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');

@@ -1,11 +1,15 @@
 /** Kysely access to the accounts module's tables (users, email_verifications). */
+import { prepared } from '../../storage/prepared.js';
 import type { Db, UsersTable } from '../../storage/schema.js';
 
 export type UserRow = UsersTable;
 
+// Every sign-in starts here: compiled once (storage/prepared.ts).
+const byEmail = prepared((db, normalized: string) => db.selectFrom('users').selectAll().where('email_normalized', '=', normalized));
+
 export const accountsStore = {
-  findByEmail(db: Db, normalized: string): Promise<UserRow | undefined> {
-    return db.selectFrom('users').selectAll().where('email_normalized', '=', normalized).executeTakeFirst();
+  async findByEmail(db: Db, normalized: string): Promise<UserRow | undefined> {
+    return (await byEmail(db, normalized))[0];
   },
   findById(db: Db, id: string): Promise<UserRow | undefined> {
     return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();

@@ -151,16 +151,7 @@ export class Guard {
 
   private async record(flow: Flow, ip: string, net: string, target: string | null): Promise<void> {
     const w = this.win(this.d.clock.now());
-    const k = `w:${flow}:${w}`;
-    const s = this.d.store;
-    await Promise.all([
-      s.incr(`${k}:req`, 1, KEEP_MS),
-      s.pfadd(`${k}:src`, ip, KEEP_MS),
-      s.pfadd(`${k}:net`, net, KEEP_MS),
-      target ? s.pfadd(`${k}:tgt`, target, KEEP_MS) : Promise.resolve(),
-      s.topAdd(`${k}:topsrc`, ip, KEEP_MS),
-      s.topAdd(`${k}:topnet`, net, KEEP_MS),
-    ]);
+    await this.d.store.observe(`w:${flow}:${w}`, { ip, net, target }, KEEP_MS);
   }
 
   /** After the target is resolved (asynchronously, off the request path): known or unknown. */

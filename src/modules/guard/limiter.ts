@@ -76,9 +76,18 @@ export class MemoryRateLimiter implements RateLimiter {
     const window = Math.floor(now / rule.windowMs);
     const k = `${rule.windowMs}:${key}`;
     let slot = this.slots.get(k);
-    if (!slot || slot.window < window - 1) slot = { window, current: 0, previous: 0 };
-    else if (slot.window === window - 1) slot = { window, current: 0, previous: slot.current };
-    this.slots.set(k, slot);
+    if (!slot) {
+      slot = { window, current: 0, previous: 0 };
+      this.slots.set(k, slot);
+    } else if (slot.window < window - 1) {
+      slot.window = window;
+      slot.current = 0;
+      slot.previous = 0;
+    } else if (slot.window === window - 1) {
+      slot.window = window;
+      slot.previous = slot.current;
+      slot.current = 0;
+    }
     const elapsed = (now % rule.windowMs) / rule.windowMs;
     return { slot, count: slot.previous * (1 - elapsed) + slot.current };
   }

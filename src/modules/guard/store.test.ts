@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock, MINUTE } from '../../kernel/clock.js';
 import { REDIS_URL, STORES } from '../../../test/helpers/harness.js';
+import { HyperLogLog } from './sketch.js';
 import { MemoryGuardStore, RedisGuardStore, type GuardStore } from './store.js';
 
 const opened: GuardStore[] = [];
@@ -43,6 +44,19 @@ describe.each(STORES)('guard store (%s)', (kind) => {
     expect(top[0]).toMatchObject({ item: '198.51.100.7', count: 100 });
   });
 
+  it('observes a request in all of a window\'s sketches at once, and forgets them after their time', async () => {
+    const clock = new ManualClock();
+    const s = open(kind, clock);
+    for (let i = 0; i < 600; i++) await s.observe('w:reset:1', { ip: i % 3 === 0 ? '198.51.100.7' : `10.0.${i % 200}.1`, net: `10.0.${i % 200}.0/24`, target: i % 2 ? `u${i % 50}@example.test` : null }, MINUTE);
+    expect(await s.counter('w:reset:1:req')).toBe(600);
+    expect(Math.abs((await s.pfcount('w:reset:1:src')) - 201) / 201).toBeLessThan(0.05);
+    expect(Math.abs((await s.pfcount('w:reset:1:net')) - 200) / 200).toBeLessThan(0.05);
+    expect(Math.abs((await s.pfcount('w:reset:1:tgt')) - 25) / 25).toBeLessThan(0.05);
+    expect((await s.top('w:reset:1:topsrc', 1))[0]).toMatchObject({ item: '198.51.100.7', count: 200 });
+    clock.advance(MINUTE + 1);
+    if (kind === 'memory') expect(await s.counter('w:reset:1:req')).toBe(0); // Redis expires on its own clock
+  });
+
   it('claims a key once, counts, and stores shared values', async () => {
     const clock = new ManualClock();
     const s = open(kind, clock);
@@ -81,5 +95,18 @@ describe.each(STORES)('guard store reset (%s)', (kind) => {
     expect((await s.hit('k', rule)).allowed).toBe(false);
     await s.reset('k');
     expect((await s.hit('k', rule)).allowed).toBe(true);
+  });
+});
+
+describe('HyperLogLog', () => {
+  it('stays within a few percent from ten to a million distinct values, however alike they look', () => {
+    for (const n of [10, 1000, 50_000, 1_000_000]) {
+      const h = new HyperLogLog();
+      for (let i = 0; i < n; i++) h.add(n % 2 ? `${i}` : `user${i}@example.test`);
+      expect(Math.abs(h.count() - n) / n).toBeLessThan(n < 100 ? 0.11 : 0.05);
+      const again = new HyperLogLog();
+      for (let i = 0; i < n; i++) again.add(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+      expect(Math.abs(again.count() - n) / n).toBeLessThan(n < 100 ? 0.11 : 0.05);
+    }
   });
 });

@@ -19,6 +19,12 @@ export interface GuardStore extends RateLimiter {
   /** Count an item in a bounded heavy-hitters table. */
   topAdd(key: string, member: string, ttlMs: number): Promise<void>;
   top(key: string, n: number): Promise<{ item: string; count: number }[]>;
+  /**
+   * One anonymous request in a window's sketches, in one call (one Redis round trip): `${key}:req`
+   * counts it; `:src`, `:net` and `:tgt` (when a target is given) are distinct counts; `:topsrc`
+   * and `:topnet` are heavy hitters.
+   */
+  observe(key: string, r: { ip: string; net: string; target: string | null }, ttlMs: number): Promise<void>;
   /** true the first time a key is claimed within ttl (replay protection). */
   once(key: string, ttlMs: number): Promise<boolean>;
   getValue(key: string): Promise<string | null>;
@@ -60,30 +66,51 @@ export class MemoryGuardStore implements GuardStore {
   }
 
   async incr(key: string, by: number, ttlMs: number): Promise<void> {
-    const v = this.live(this.counters, key) ?? 0;
-    this.counters.set(key, { v: v + by, until: this.clock.now() + ttlMs });
+    this.add(key, by, ttlMs);
   }
-  async counter(key: string): Promise<number> {
-    return this.live(this.counters, key) ?? 0;
+  private add(key: string, by: number, ttlMs: number): void {
+    const now = this.clock.now();
+    const e = this.counters.get(key);
+    if (e && e.until > now) {
+      e.v += by;
+      e.until = now + ttlMs;
+    } else this.counters.set(key, { v: by, until: now + ttlMs });
   }
-  async pfadd(key: string, member: string, ttlMs: number): Promise<void> {
+  private sketch(key: string, ttlMs: number): HyperLogLog {
     let h = this.live(this.sketches, key);
     if (!h) {
       h = new HyperLogLog();
       this.sketches.set(key, { v: h, until: this.clock.now() + ttlMs });
     }
-    h.add(member);
+    return h;
   }
-  async pfcount(key: string): Promise<number> {
-    return this.live(this.sketches, key)?.count() ?? 0;
-  }
-  async topAdd(key: string, member: string, ttlMs: number): Promise<void> {
+  private topTable(key: string, ttlMs: number): SpaceSaving {
     let t = this.live(this.tops, key);
     if (!t) {
       t = new SpaceSaving(32);
       this.tops.set(key, { v: t, until: this.clock.now() + ttlMs });
     }
-    t.add(member);
+    return t;
+  }
+  async observe(key: string, r: { ip: string; net: string; target: string | null }, ttlMs: number): Promise<void> {
+    this.add(`${key}:req`, 1, ttlMs);
+    this.sketch(`${key}:src`, ttlMs).add(r.ip);
+    this.sketch(`${key}:net`, ttlMs).add(r.net);
+    if (r.target) this.sketch(`${key}:tgt`, ttlMs).add(r.target);
+    this.topTable(`${key}:topsrc`, ttlMs).add(r.ip);
+    this.topTable(`${key}:topnet`, ttlMs).add(r.net);
+  }
+  async counter(key: string): Promise<number> {
+    return this.live(this.counters, key) ?? 0;
+  }
+  async pfadd(key: string, member: string, ttlMs: number): Promise<void> {
+    this.sketch(key, ttlMs).add(member);
+  }
+  async pfcount(key: string): Promise<number> {
+    return this.live(this.sketches, key)?.count() ?? 0;
+  }
+  async topAdd(key: string, member: string, ttlMs: number): Promise<void> {
+    this.topTable(key, ttlMs).add(member);
   }
   async top(key: string, n: number): Promise<{ item: string; count: number }[]> {
     return (this.live(this.tops, key)?.top(n) ?? []).map(({ item, count }) => ({ item, count }));
@@ -188,6 +215,18 @@ export class RedisGuardStore implements GuardStore {
   }
   async pfcount(key: string): Promise<number> {
     return this.redis.pfcount(this.k(key));
+  }
+  async observe(key: string, r: { ip: string; net: string; target: string | null }, ttlMs: number): Promise<void> {
+    const k = (s: string) => this.k(`${key}:${s}`);
+    const p = this.redis.pipeline()
+      .incrby(k('req'), 1).pexpire(k('req'), ttlMs)
+      .pfadd(k('src'), r.ip).pexpire(k('src'), ttlMs)
+      .pfadd(k('net'), r.net).pexpire(k('net'), ttlMs);
+    if (r.target) p.pfadd(k('tgt'), r.target).pexpire(k('tgt'), ttlMs);
+    (p as any).fgTop(k('topsrc'), r.ip, ttlMs).fgTop(k('topnet'), r.net, ttlMs);
+    const results = await p.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
   }
   async topAdd(key: string, member: string, ttlMs: number): Promise<void> {
     await (this.redis as any).fgTop(this.k(key), member, ttlMs);

@@ -6,6 +6,7 @@
 import type { Clock } from '../../kernel/clock.js';
 import type { RequestContext } from '../../kernel/context.js';
 import { newId } from '../../kernel/ids.js';
+import { prepared } from '../../storage/prepared.js';
 import type { Db } from '../../storage/schema.js';
 import { describeDevice } from '../sessions/device.js';
 
@@ -49,24 +50,16 @@ export interface SecurityEvent {
   data: Record<string, unknown>;
 }
 
+// Written on every sign-in and most other requests: compiled once (storage/prepared.ts).
+const insertEvent = prepared((db, id: string, userId: string | null, type: string, at: number, ip: string | null, device: string | null, requestId: string | null, data: string) =>
+  db.insertInto('security_events').values({ id, user_id: userId, type, at, ip, device, request_id: requestId, data }));
+
 export class SecurityEvents {
   constructor(private readonly clock: Clock) {}
 
   async record(db: Db, type: SecurityEventType, userId: string | null, ctx: RequestContext | null, data: Record<string, unknown> = {}): Promise<void> {
     const at = this.clock.now();
-    await db
-      .insertInto('security_events')
-      .values({
-        id: newId(at),
-        user_id: userId,
-        type,
-        at,
-        ip: ctx?.ip ?? null,
-        device: ctx?.userAgent ? describeDevice(ctx.userAgent) : null,
-        request_id: ctx?.requestId ?? null,
-        data: JSON.stringify(data),
-      })
-      .execute();
+    await insertEvent(db, newId(at), userId, type, at, ctx?.ip ?? null, ctx?.userAgent ? describeDevice(ctx.userAgent) : null, ctx?.requestId ?? null, JSON.stringify(data));
   }
 
   async listForUser(db: Db, userId: string, limit = 50, before?: string): Promise<SecurityEvent[]> {

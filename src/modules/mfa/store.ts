@@ -1,11 +1,19 @@
 /** Kysely access to the MFA module's tables (mfa_totp, mfa_recovery_codes, mfa_passkeys, mfa_challenges). */
 import { newId } from '../../kernel/ids.js';
 import type { Db, MfaPasskeysTable, MfaTotpTable } from '../../storage/schema.js';
+import { prepared } from '../../storage/prepared.js';
 
 export type TotpRow = MfaTotpTable;
 export type PasskeyRow = MfaPasskeysTable;
 
 const n = (v: bigint | number | undefined | null) => Number(v ?? 0);
+
+// Asked on every sign-in: compiled once (storage/prepared.ts).
+const secondFactors = prepared((db, userId: string) =>
+  db.selectNoFrom((eb) => [
+    eb.exists(eb.selectFrom('mfa_totp').select('id').where('user_id', '=', userId).where('state', '=', 'active')).as('totp'),
+    eb.exists(eb.selectFrom('mfa_passkeys').select('id').where('user_id', '=', userId)).as('passkey'),
+  ]));
 
 export const mfaStore = {
   // --- TOTP ---------------------------------------------------------------------------------
@@ -64,12 +72,7 @@ export const mfaStore = {
   },
   /** Whether the account has an active TOTP or a passkey: one round trip on every sign-in. */
   async hasSecondFactor(db: Db, userId: string): Promise<boolean> {
-    const r = await db
-      .selectNoFrom((eb) => [
-        eb.exists(eb.selectFrom('mfa_totp').select('id').where('user_id', '=', userId).where('state', '=', 'active')).as('totp'),
-        eb.exists(eb.selectFrom('mfa_passkeys').select('id').where('user_id', '=', userId)).as('passkey'),
-      ])
-      .executeTakeFirst();
+    const [r] = await secondFactors(db, userId);
     // SQLite answers 0/1, PostgreSQL true/false.
     return Boolean(Number(r?.totp)) || Boolean(Number(r?.passkey));
   },

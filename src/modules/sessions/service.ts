@@ -10,6 +10,7 @@ import type { Kysely } from 'kysely';
 import { MINUTE, type Clock } from '../../kernel/clock.js';
 import type { RequestContext } from '../../kernel/context.js';
 import { mintToken, parseToken, secretMatches } from '../../kernel/crypto.js';
+import { prepared } from '../../storage/prepared.js';
 import type { Database, Db, SessionsTable } from '../../storage/schema.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import { describeDevice } from './device.js';
@@ -38,6 +39,14 @@ export interface ActiveSession {
   userId: string;
 }
 
+// Both run on every sign-in: compiled once (storage/prepared.ts).
+const insertSession = prepared((db, id: string, userId: string, secretHash: string, now: number, expiresAt: number, ip: string | null, userAgent: string | null, device: string, authMethod: string) =>
+  db.insertInto('sessions').values({
+    id, user_id: userId, secret_hash: secretHash, created_at: now, last_seen_at: now, expires_at: expiresAt,
+    ip, user_agent: userAgent, device, auth_method: authMethod, revoked_at: null, revoked_reason: null,
+  }));
+const deviceSeen = prepared((db, userId: string, device: string) => db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('device', '=', device).limit(1));
+
 export class SessionsService {
   constructor(private readonly d: SessionsDeps) {}
 
@@ -46,14 +55,7 @@ export class SessionsService {
     const now = this.d.clock.now();
     const t = mintToken();
     const expiresAt = now + this.d.absoluteMs;
-    await db
-      .insertInto('sessions')
-      .values({
-        id: t.id, user_id: userId, secret_hash: t.secretHash, created_at: now, last_seen_at: now, expires_at: expiresAt,
-        ip: ctx.ip, user_agent: ctx.userAgent?.slice(0, 512) ?? null, device: describeDevice(ctx.userAgent), auth_method: authMethod,
-        revoked_at: null, revoked_reason: null,
-      })
-      .execute();
+    await insertSession(db, t.id, userId, t.secretHash, now, expiresAt, ctx.ip, ctx.userAgent?.slice(0, 512) ?? null, describeDevice(ctx.userAgent), authMethod);
     return { id: t.id, token: t.token, expiresAt };
   }
 
@@ -127,8 +129,7 @@ export class SessionsService {
 
   /** Whether this device (by user agent) signed in to the account before; for new-device notices. */
   async seenDevice(db: Db, userId: string, device: string): Promise<boolean> {
-    const r = await db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('device', '=', device).limit(1).executeTakeFirst();
-    return r !== undefined;
+    return (await deviceSeen(db, userId, device)).length > 0;
   }
 }
 
