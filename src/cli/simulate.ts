@@ -203,6 +203,7 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
 
   if (o.scenario === 'reset-flood' || o.scenario === 'inbox-bomb') {
     const victims = o.scenario === 'inbox-bomb' ? [accounts[0]!] : accounts;
+    const histBefore = await routeHistogram(o.target, 'POST', '/api/v1/password-resets');
     const unknown = (i: number) => `nobody-${run}-${i}@example.test`;
     const attacked = new Set<string>();
     const attackers = Array.from({ length: o.concurrency }, async () => {
@@ -217,12 +218,14 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
     });
     // Real users, each from its own address, ask once, spread over the run, and solve a challenge when asked.
     const served: boolean[] = [];
+    const unserved: string[] = [];
     const realLatencies: number[] = [];
     const real = realUsers.map(async (email, i) => {
       await sleep(((i + 0.5) / realUsers.length) * o.durationS * 800);
       const ip = randomIp();
       let a = await request(o.target, 'POST', '/api/v1/password-resets', { email }, { 'x-forwarded-for': ip });
       realLatencies.push(a.ms);
+      const asked428 = a.status === 428;
       if (a.status === 428) {
         const altcha = await solve((a.json as { challenge: Challenge }).challenge);
         if (altcha) a = await request(o.target, 'POST', '/api/v1/password-resets', { email, altcha }, { 'x-forwarded-for': ip });
@@ -230,6 +233,7 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
       const t = Date.now();
       while (Date.now() - t < 30_000 && !mail.to(email).length) { await mail.poll(); await sleep(200); }
       served[i] = a.status === 202 && mail.to(email).length > 0;
+      if (!served[i]) unserved.push(`${a.status}${a.status === 202 ? ', no mail in 30 s' : ''}${asked428 ? ' after a challenge' : ''}`);
     });
     await Promise.all(attackers);
     await Promise.all(real);
@@ -237,6 +241,7 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
     stop = true;
     await sampler;
     await mail.poll();
+    const server = histogramPercentile(histBefore, await routeHistogram(o.target, 'POST', '/api/v1/password-resets'), 0.99);
     const reached = [...attacked].filter((v) => mail.to(v).length > 0).length;
     const mailsToVictims = [...attacked].reduce((n, v) => n + mail.to(v).length, 0);
     const mailsToUnknown = mail.mails.filter((m) => m.to.startsWith(`nobody-${run}`)).length;
@@ -250,9 +255,10 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
       'attacked inboxes that got mail': `${reached} (${((reached / Math.max(1, attacked.size)) * 100).toFixed(1)}%)`,
       'mails to attacked inboxes': mailsToVictims,
       'mails to unknown addresses': mailsToUnknown,
-      'real users served': `${servedCount}/${realUsers.length}`,
+      'real users served': `${servedCount}/${realUsers.length}${unserved.length ? ` (not served: ${unserved.join('; ')})` : ''}`,
       'time to escalation (s)': firstEscalationMs === null ? 'never' : (firstEscalationMs / 1000).toFixed(1),
-      'reset p50 / p99 latency (ms)': `${percentile(latencies, 50).toFixed(1)} / ${percentile(latencies, 99).toFixed(1)}`,
+      'reset p50 / p99 latency at the client (ms)': `${percentile(latencies, 50).toFixed(1)} / ${percentile(latencies, 99).toFixed(1)}`,
+      'reset p99 latency at the server (ms, histogram bucket)': `<= ${server.ms} (${(server.within20ms * 100).toFixed(2)}% of ${server.count} within 20 ms)`,
       'real users\' first answer p50 / max (ms)': `${percentile(realLatencies, 50).toFixed(1)} / ${Math.max(0, ...realLatencies).toFixed(1)}`,
       'peak RSS (MB)': Math.max(0, ...samples.map((s) => s.rssMb ?? 0)).toFixed(0),
     });
@@ -261,7 +267,9 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
       goals.push({ goal: 'at most a couple of hundred mails to attacked inboxes', met: mailsToVictims <= 200, value: String(mailsToVictims) });
       goals.push({ goal: 'no mail to unknown addresses', met: mailsToUnknown === 0, value: String(mailsToUnknown) });
       goals.push({ goal: 'at least 98% of real users served', met: servedCount >= 0.98 * realUsers.length, value: `${servedCount}/${realUsers.length}` });
-      goals.push({ goal: 'reset p99 <= 20 ms under the flood', met: percentile(latencies, 99) <= 20, value: `${percentile(latencies, 99).toFixed(1)} ms` });
+      // Measured where the endpoint is: the target's own latency histogram. The client's figure
+      // (above) also holds this process's own delays, on the same cores, solving proofs of work.
+      goals.push({ goal: 'reset p99 <= 20 ms under the flood (at the server)', met: server.count > 0 && server.within20ms >= 0.99, value: `${(server.within20ms * 100).toFixed(2)}% within 20 ms; client-side p99 ${percentile(latencies, 99).toFixed(1)} ms` });
     } else {
       goals.push({ goal: 'at most 3 mails to the target in a day', met: mailsToVictims <= 3, value: String(mailsToVictims) });
     }
@@ -351,16 +359,43 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
   return report;
 }
 
-async function rssOf(target: string): Promise<number | null> {
-  const r = await new Promise<string | null>((resolve) => {
+function metricsText(target: string): Promise<string | null> {
+  return new Promise<string | null>((resolve) => {
     http.get(new URL('/metrics', target), { agent }, (res) => {
       let t = '';
       res.on('data', (c) => { t += c; });
       res.on('end', () => resolve(t));
     }).on('error', () => resolve(null));
   });
+}
+
+async function rssOf(target: string): Promise<number | null> {
+  const r = await metricsText(target);
   const m = r && /^floodgate_process_resident_memory_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(r);
   return m ? Number(m[1]) / 1e6 : null;
+}
+
+/** Cumulative latency histogram of one route, as the target measured it: upper bound (s) -> count. */
+export async function routeHistogram(target: string, method: string, route: string): Promise<Map<number, number>> {
+  const text = (await metricsText(target)) ?? '';
+  const out = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('floodgate_http_request_duration_seconds_bucket{')) continue;
+    if (!line.includes(`method="${method}"`) || !line.includes(`route="${route}"`)) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    const n = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (le) out.set(le === '+Inf' ? Infinity : Number(le), n);
+  }
+  return out;
+}
+
+/** The smallest bucket bound under which `p` of the requests between two scrapes fell (ms), and how many there were. */
+export function histogramPercentile(before: Map<number, number>, after: Map<number, number>, p: number): { ms: number; count: number; within20ms: number } {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  const at = (b: number) => (after.get(b) ?? 0) - (before.get(b) ?? 0);
+  const bound = bounds.find((b) => total > 0 && at(b) >= p * total) ?? Infinity;
+  return { ms: bound * 1000, count: total, within20ms: total > 0 ? at(0.02) / total : 0 };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
