@@ -117,6 +117,9 @@ export class WalCheckpointer {
     if (!w) return;
     await new Promise<void>((resolve) => {
       w.once('exit', () => resolve());
+      // Unref'd while it works, so it never keeps a process alive; ref'd now, or a process with
+      // nothing else left to do would exit under our feet before the worker closes its connection.
+      w.ref();
       w.postMessage('close');
       setTimeout(() => void w.terminate(), 5000).unref();
     });
