@@ -226,14 +226,16 @@ export async function simulate(o: SimulateOptions): Promise<Report> {
       let a = await request(o.target, 'POST', '/api/v1/password-resets', { email }, { 'x-forwarded-for': ip });
       realLatencies.push(a.ms);
       const asked428 = a.status === 428;
+      let unsolved = false;
       if (a.status === 428) {
         const altcha = await solve((a.json as { challenge: Challenge }).challenge);
         if (altcha) a = await request(o.target, 'POST', '/api/v1/password-resets', { email, altcha }, { 'x-forwarded-for': ip });
+        else unsolved = true;
       }
       const t = Date.now();
       while (Date.now() - t < 30_000 && !mail.to(email).length) { await mail.poll(); await sleep(200); }
       served[i] = a.status === 202 && mail.to(email).length > 0;
-      if (!served[i]) unserved.push(`${a.status}${a.status === 202 ? ', no mail in 30 s' : ''}${asked428 ? ' after a challenge' : ''}`);
+      if (!served[i]) unserved.push(unsolved ? 'challenge not solved within 60 s' : `${a.status}${a.status === 202 ? ', no mail in 30 s' : ''}${asked428 ? ' after a solved challenge' : ''}`);
     });
     await Promise.all(attackers);
     await Promise.all(real);
