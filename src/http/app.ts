@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { AppError } from '../kernel/errors.js';
 import type { Services } from '../services.js';
 import { sendProblem, toAppError } from './problem.js';
+import { clientIp } from './context.js';
 import { accountsRoutes } from '../modules/accounts/routes.js';
 import { sessionsRoutes } from '../modules/sessions/routes.js';
 import { incidentsRoutes } from '../modules/incidents/routes.js';
@@ -102,7 +103,7 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
     }
     c.count.inc();
     c.duration.observe(reply.elapsedTime / 1000);
-    req.log.info({ method: req.method, route, status, ms: Math.round(reply.elapsedTime * 10) / 10, ip: req.ip }, 'request');
+    req.log.info({ method: req.method, route, status, ms: Math.round(reply.elapsedTime * 10) / 10, ip: clientIp(req) }, 'request');
     done();
   });
 

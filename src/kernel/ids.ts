@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytesPooled } from './crypto.js';
 
 /**
  * Sortable unique ids: 48-bit millisecond time + 80 random bits, Crockford base32 (26 chars),
@@ -7,30 +7,49 @@ import { randomBytes } from 'node:crypto';
  * inserts local and make "newest first" an index scan.
  */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-const RANDOM_MAX = (1n << 80n) - 1n;
+const RANDOM_DIGITS = 16; // 80 bits, 5 a digit
 
 let lastMs = -1;
-let lastRandom = 0n;
+// The random part as base-32 digits, most significant first. Plain numbers, not a BigInt: BigInt
+// arithmetic allocated on every step and was a measurable share of a sign-in.
+const random = new Uint8Array(RANDOM_DIGITS);
 
-function encode(value: bigint, chars: number): string {
-  let out = '';
-  for (let i = 0; i < chars; i++) {
-    out = ALPHABET[Number(value & 31n)]! + out;
-    value >>= 5n;
+function freshRandom(): void {
+  const bytes = randomBytesPooled(10);
+  for (let i = 0; i < RANDOM_DIGITS; i++) {
+    // Digit i takes bits [5i, 5i + 5) of the 80, big-endian.
+    const bit = i * 5;
+    const byte = bit >> 3;
+    const word = ((bytes[byte]! << 8) | (bytes[byte + 1] ?? 0)) >> (11 - (bit & 7));
+    random[i] = word & 31;
   }
-  return out;
+  // Leave headroom (top bit clear) so increments within one millisecond do not overflow.
+  random[0]! &= 15;
+}
+
+/** Add `by` to the random part; saturates at the maximum (as the 80-bit counter did). */
+function increment(by: number): void {
+  let carry = by;
+  for (let i = RANDOM_DIGITS - 1; i >= 0 && carry > 0; i--) {
+    const sum = random[i]! + carry;
+    random[i] = sum & 31;
+    carry = sum >> 5;
+  }
+  if (carry > 0) random.fill(31);
 }
 
 export function newId(nowMs: number = Date.now()): string {
   let ms = Math.max(0, Math.floor(nowMs));
-  if (ms <= lastMs && lastRandom < RANDOM_MAX) {
+  if (ms <= lastMs) {
     ms = lastMs;
-    lastRandom += 1n + BigInt(randomBytes(1)[0]!);
-    if (lastRandom > RANDOM_MAX) lastRandom = RANDOM_MAX;
+    increment(1 + randomBytesPooled(1)[0]!);
   } else {
     lastMs = ms;
-    // Leave headroom (top bit clear) so increments within one millisecond do not overflow.
-    lastRandom = BigInt('0x' + randomBytes(10).toString('hex')) >> 1n;
+    freshRandom();
   }
-  return encode(BigInt(ms), 10) + encode(lastRandom, 16);
+  let time = '';
+  for (let i = 0, t = ms; i < 10; i++, t = Math.floor(t / 32)) time = ALPHABET[t % 32]! + time;
+  let rand = '';
+  for (let i = 0; i < RANDOM_DIGITS; i++) rand += ALPHABET[random[i]!]!;
+  return time + rand;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mintToken, parseToken, SecretBox, secretMatches, constantTimeEqual } from './crypto.js';
+import { mintToken, parseToken, randomBytesPooled, SecretBox, secretMatches, constantTimeEqual } from './crypto.js';
 import { newId } from './ids.js';
 import { isPlausibleEmail, maskEmail, normalizeEmail } from './email.js';
 
@@ -31,6 +31,31 @@ describe('kernel', () => {
     expect([...ids].sort()).toEqual(ids);
     expect(new Set(ids).size).toBe(1000);
     expect(newId(1_700_000_000_001) > ids[999]!).toBe(true);
+  });
+
+  it('encodes the time like ULID and 80 random bits, in its own 32-letter alphabet', () => {
+    // Reference: the 48-bit time in base 32 with BigInt, as the ULID spec writes it.
+    const ms = 1_700_000_000_123;
+    let ref = '';
+    for (let t = BigInt(ms), i = 0; i < 10; i++, t >>= 5n) ref = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[Number(t & 31n)] + ref;
+    const ids = Array.from({ length: 2000 }, (_, i) => newId(ms + 1 + i));
+    for (const id of ids) expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+    expect(newId(ms).slice(0, 10)).toBe(ids[ids.length - 1]!.slice(0, 10)); // the clock went back: stays on the last ms
+    const later = newId(ms + 2 ** 40);
+    let laterRef = '';
+    for (let t = BigInt(ms + 2 ** 40), i = 0; i < 10; i++, t >>= 5n) laterRef = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[Number(t & 31n)] + laterRef;
+    expect(later.slice(0, 10)).toBe(laterRef);
+    expect(ref < laterRef).toBe(true);
+    // Fresh random parts look random: every letter appears in every position but the first.
+    for (let pos = 11; pos < 26; pos++) expect(new Set(ids.map((x) => x[pos])).size).toBe(32);
+    expect(new Set(ids.map((x) => x[10])).size).toBe(16); // top bit kept clear for increments
+  });
+
+  it('hands out pooled CSPRNG bytes once each', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 5000; i++) seen.add(randomBytesPooled(16).toString('hex'));
+    expect(seen.size).toBe(5000);
+    expect(randomBytesPooled(300).length).toBe(300);
   });
 
   it('normalises and masks emails', () => {

@@ -7,7 +7,8 @@
  * checks the HMAC signature, the flow the challenge was made for, its expiry on the injected
  * clock, and that it was not used before (single use, in the shared store).
  */
-import { createHmac, randomFillSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { randomBytesPooled } from '../../kernel/crypto.js';
 import { verifySolution, type Challenge, type Solution } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/pbkdf2';
 import { MINUTE, type Clock } from '../../kernel/clock.js';
@@ -51,7 +52,7 @@ export class ChallengeService {
     // request, and the library's generic path (WebCrypto random values, per-byte hex, recursive
     // key sorting, WebCrypto HMAC) was most of the cost of a 428. A test checks these parameters
     // against createChallenge's and solves and verifies them with the library.
-    const random = randomBytes32();
+    const random = randomBytesPooled(32);
     const parameters: Challenge['parameters'] = {
       algorithm: 'PBKDF2/SHA-256',
       cost: this.costFor(pressure),
@@ -101,24 +102,8 @@ export class ChallengeService {
     const data = p.challenge.parameters.data ?? {};
     if (data.flow !== flow) return 'wrong_flow';
     if (typeof data.exp !== 'number' || data.exp <= this.clock.now()) return 'expired';
-    if (!(await this.store.once(`altcha:${p.challenge.signature}`, CHALLENGE_TTL_MS))) return 'replayed';
+    // Remembered exactly as long as the challenge lives: after `exp` it is refused as expired anyway.
+    if (!(await this.store.once(`altcha:${p.challenge.signature}`, Math.ceil(data.exp - this.clock.now())))) return 'replayed';
     return 'ok';
   }
-}
-
-/**
- * 32 random bytes from a pool refilled 4 KiB at a time by the CSPRNG (as Node does for
- * randomUUID): one system call per 128 challenges instead of two per challenge. The returned
- * buffer is only valid until the next call.
- */
-const POOL = Buffer.alloc(4096);
-let poolAt = POOL.length;
-function randomBytes32(): Buffer {
-  if (poolAt + 32 > POOL.length) {
-    randomFillSync(POOL);
-    poolAt = 0;
-  }
-  const out = POOL.subarray(poolAt, poolAt + 32);
-  poolAt += 32;
-  return out;
 }

@@ -1,10 +1,11 @@
 /**
  * Rate-limit primitive: a sliding-window counter per key (the two-fixed-window approximation used
- * by Cloudflare and rate-limiter-flexible). In-process keys live in a capped LRU, so memory stays
- * bounded whatever keys an attacker chooses; the Redis store (shared by instances) implements the
- * same interface.
+ * by Cloudflare and rate-limiter-flexible). In-process keys live in a fixed table (fixed-table.ts),
+ * so memory stays bounded whatever keys an attacker chooses; the Redis store (shared by instances)
+ * implements the same interface.
  */
 import type { Clock } from '../../kernel/clock.js';
+import { FixedTable } from './fixed-table.js';
 
 export interface LimitRule {
   /** Window length in ms. */
@@ -50,10 +51,14 @@ export class BoundedLru<V> {
     }
     return v;
   }
-  set(key: string, v: V): void {
+  /** Store `v` under `key`; returns the value evicted to make room, if any. */
+  set(key: string, v: V): V | undefined {
     this.map.delete(key);
     this.map.set(key, v);
-    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value!);
+    if (this.map.size <= this.max) return undefined;
+    const [oldest, evicted] = this.map.entries().next().value!;
+    this.map.delete(oldest);
+    return evicted;
   }
   delete(key: string): void {
     this.map.delete(key);
@@ -63,52 +68,87 @@ export class BoundedLru<V> {
   }
 }
 
+// Columns of a limiter slot in the fixed table.
+const WINDOW = 0;
+const CURRENT = 1;
+const PREVIOUS = 2;
+const WINDOW_MS = 3;
+const LIMIT = 4;
+
+/**
+ * In-process limiter: the windows of up to `maxKeys` keys (rounded up to a power of two) in a
+ * FixedTable, 8 MB allocated once. Under pressure a new key evicts, within its bucket, the
+ * key furthest from its limit: a flood of fresh addresses pushes out other one-request addresses,
+ * not the sources that are close to being refused.
+ */
 export class MemoryRateLimiter implements RateLimiter {
-  private readonly slots: BoundedLru<Slot>;
+  private readonly table: FixedTable;
   constructor(
     private readonly clock: Clock,
-    maxKeys = 100_000,
+    maxKeys = 131_072,
   ) {
-    this.slots = new BoundedLru(maxKeys);
+    this.table = new FixedTable(maxKeys, 5);
   }
 
-  private weighted(key: string, rule: LimitRule, now: number): { slot: Slot; count: number } {
+  /** How full a slot is at `now`, relative to its own limit (stale windows count nothing). */
+  private worth(slot: number, now: number): number {
+    const t = this.table;
+    const ms = t.get(slot, WINDOW_MS);
+    const window = Math.floor(now / ms);
+    const w = t.get(slot, WINDOW);
+    const cur = w === window ? t.get(slot, CURRENT) : 0;
+    const prev = w === window ? t.get(slot, PREVIOUS) : w === window - 1 ? t.get(slot, CURRENT) : 0;
+    return (prev * (1 - (now % ms) / ms) + cur) / t.get(slot, LIMIT);
+  }
+
+  /** The slot of a key under a rule, rolled forward to the current window. */
+  private slotOf(key: string, rule: LimitRule, now: number, create: boolean): (Slot & { index: number }) | null {
+    const t = this.table;
     const window = Math.floor(now / rule.windowMs);
     const k = `${rule.windowMs}:${key}`;
-    let slot = this.slots.get(k);
-    if (!slot) {
-      slot = { window, current: 0, previous: 0 };
-      this.slots.set(k, slot);
-    } else if (slot.window < window - 1) {
-      slot.window = window;
-      slot.current = 0;
-      slot.previous = 0;
-    } else if (slot.window === window - 1) {
-      slot.window = window;
-      slot.previous = slot.current;
-      slot.current = 0;
+    const until = (window + 2) * rule.windowMs;
+    let index: number;
+    if (create) {
+      index = t.claim(k, now, until, (i) => this.worth(i, now)).slot;
+      t.setUntil(index, until);
+    } else {
+      index = t.find(k, now);
+      if (index < 0) return null;
     }
-    const elapsed = (now % rule.windowMs) / rule.windowMs;
-    return { slot, count: slot.previous * (1 - elapsed) + slot.current };
+    const w = t.get(index, WINDOW_MS) === 0 ? window : t.get(index, WINDOW);
+    t.set(index, WINDOW_MS, rule.windowMs);
+    t.set(index, LIMIT, Math.max(rule.limit, 1e-9));
+    if (w < window - 1) {
+      t.set(index, CURRENT, 0);
+      t.set(index, PREVIOUS, 0);
+    } else if (w === window - 1) {
+      t.set(index, PREVIOUS, t.get(index, CURRENT));
+      t.set(index, CURRENT, 0);
+    }
+    t.set(index, WINDOW, window);
+    return { index, window, current: t.get(index, CURRENT), previous: t.get(index, PREVIOUS) };
   }
 
   async hit(key: string, rule: LimitRule, cost = 1): Promise<LimitResult> {
     const now = this.clock.now();
-    const { slot, count } = this.weighted(key, rule, now);
+    const slot = this.slotOf(key, rule, now, true)!;
+    const count = slot.previous * (1 - (now % rule.windowMs) / rule.windowMs) + slot.current;
     if (count + cost > rule.limit) {
       return { allowed: false, count, retryAfterMs: retryAfter(slot, rule, now, cost) };
     }
-    slot.current += cost;
+    this.table.set(slot.index, CURRENT, slot.current + cost);
     return { allowed: true, count: count + cost, retryAfterMs: 0 };
   }
 
   async peek(key: string, rule: LimitRule): Promise<number> {
-    return this.weighted(key, rule, this.clock.now()).count;
+    const now = this.clock.now();
+    const slot = this.slotOf(key, rule, now, false);
+    return slot ? slot.previous * (1 - (now % rule.windowMs) / rule.windowMs) + slot.current : 0;
   }
 
   async reset(key: string): Promise<void> {
     // Keys are stored per window length; drop the common ones.
-    for (const w of RESET_WINDOWS) this.slots.delete(`${w}:${key}`);
+    for (const w of RESET_WINDOWS) this.table.delete(`${w}:${key}`);
   }
 }
 

@@ -32,12 +32,6 @@ export class GuardSignInThrottle implements SignInThrottle {
     private readonly clock: Clock,
   ) {}
 
-  private async account(key: string): Promise<{ failures: number; last: number }> {
-    const v = await this.store.getValue(`signin:acct:${key}`);
-    if (!v) return { failures: 0, last: 0 };
-    const [f, l] = v.split(':');
-    return { failures: Number(f) || 0, last: Number(l) || 0 };
-  }
 
   async check(key: string, ctx: RequestContext): Promise<number | null> {
     const now = this.clock.now();
@@ -45,7 +39,7 @@ export class GuardSignInThrottle implements SignInThrottle {
     const [src, net, acct] = await Promise.all([
       this.store.peek(`signin-fail:source:${ip}`, SOURCE_FAILURES),
       this.store.peek(`signin-fail:network:${networkOf(ctx.ip)}`, NETWORK_FAILURES),
-      this.account(key),
+      this.store.failures(`signin:acct:${key}`),
     ]);
     if (src >= SOURCE_FAILURES.limit || net >= NETWORK_FAILURES.limit) return 60;
     const wait = acct.last + delayAfter(acct.failures) - now;
@@ -54,17 +48,16 @@ export class GuardSignInThrottle implements SignInThrottle {
 
   async failed(key: string, ctx: RequestContext): Promise<{ lockAccount: boolean }> {
     const ip = sourceKey(ctx.ip);
-    const acct = await this.account(key);
-    const failures = acct.failures + 1;
-    await Promise.all([
+    // Counted atomically in the store: concurrent wrong guesses cannot overwrite each other's count.
+    const [, , acct] = await Promise.all([
       this.store.hit(`signin-fail:source:${ip}`, SOURCE_FAILURES),
       this.store.hit(`signin-fail:network:${networkOf(ctx.ip)}`, NETWORK_FAILURES),
-      this.store.setValue(`signin:acct:${key}`, `${failures}:${this.clock.now()}`, 30 * DAY),
+      this.store.addFailure(`signin:acct:${key}`, 30 * DAY),
     ]);
-    return { lockAccount: failures >= LOCK_AFTER };
+    return { lockAccount: acct.failures >= LOCK_AFTER };
   }
 
   async succeeded(key: string): Promise<void> {
-    await this.store.setValue(`signin:acct:${key}`, '0:0', MINUTE);
+    await this.store.clearFailures(`signin:acct:${key}`);
   }
 }

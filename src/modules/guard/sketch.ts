@@ -15,8 +15,8 @@ import { randomBytes } from 'node:crypto';
  * distinct count look small: the attacker never sees a hash value.
  */
 const SEED = randomBytes(4).readUInt32LE(0);
-export function hash32(s: string): number {
-  let h = SEED;
+export function hash32(s: string, seed: number = SEED): number {
+  let h = seed;
   const n = s.length;
   let i = 0;
   for (; i + 1 < n; i += 2) {

@@ -110,3 +110,61 @@ describe('HyperLogLog', () => {
     }
   });
 });
+
+describe.each(STORES)('account failure counts (%s)', (kind) => {
+  it('counts concurrent failures atomically, remembers when, and clears', async () => {
+    const clock = new ManualClock();
+    const s = open(kind, clock);
+    expect(await s.failures('signin:acct:a@example.test')).toEqual({ failures: 0, last: 0 });
+    const all = await Promise.all(Array.from({ length: 25 }, () => s.addFailure('signin:acct:a@example.test', MINUTE)));
+    // Every concurrent failure is counted once: the counts handed back are 1..25.
+    expect(all.map((r) => r.failures).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    expect(await s.failures('signin:acct:a@example.test')).toEqual({ failures: 25, last: clock.now() });
+    await s.clearFailures('signin:acct:a@example.test');
+    expect((await s.failures('signin:acct:a@example.test')).failures).toBe(0);
+    if (kind === 'memory') {
+      // Redis expires keys on its own clock (the TTL), not the injected one.
+      await s.addFailure('signin:acct:b@example.test', MINUTE);
+      clock.advance(MINUTE + 1);
+      expect((await s.failures('signin:acct:b@example.test')).failures).toBe(0);
+    }
+  });
+});
+
+describe('memory guard store under a flood of attacker-chosen keys', () => {
+  it("keeps a victim account's failures and the guard's own state while junk emails pour in", async () => {
+    const clock = new ManualClock();
+    const s = new MemoryGuardStore(clock);
+    await s.setValue('override:reset', 'hold');
+    await s.setValue('mode:reset', '{"mode":"challenge"}');
+    for (let i = 0; i < 40; i++) await s.addFailure('signin:acct:victim@example.test', 30 * 86_400_000);
+    // Three times the table's capacity of one-failure junk emails.
+    for (let i = 0; i < 400_000; i++) await s.addFailure(`signin:acct:junk${i}@example.test`, 30 * 86_400_000);
+    expect((await s.failures('signin:acct:victim@example.test')).failures).toBe(40);
+    expect(await s.getValue('override:reset')).toBe('hold');
+    expect(await s.getValue('mode:reset')).toBe('{"mode":"challenge"}');
+  });
+
+  it("keeps a heavy source's window while a million fresh addresses pass once each", async () => {
+    const clock = new ManualClock();
+    const s = new MemoryGuardStore(clock);
+    const rule = { windowMs: 3_600_000, limit: 60 };
+    for (let i = 0; i < 59; i++) expect((await s.hit('reset:source:198.51.100.7', rule)).allowed).toBe(true);
+    for (let i = 0; i < 1_000_000; i++) await s.hit(`reset:source:10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, rule);
+    expect((await s.hit('reset:source:198.51.100.7', rule)).allowed).toBe(true);
+    expect((await s.hit('reset:source:198.51.100.7', rule)).allowed).toBe(false);
+  });
+
+  it('refuses a claim it may have forgotten (fail closed) and accepts later ones', async () => {
+    const clock = new ManualClock();
+    const s = new MemoryGuardStore(clock);
+    expect(await s.once('altcha:first', 10 * MINUTE)).toBe(true);
+    clock.advance(1000);
+    // 200k later claims push the first one out of the LRU while it is still live.
+    for (let i = 0; i < 200_000; i++) await s.once(`altcha:${i}`, 10 * MINUTE);
+    expect(await s.once('altcha:first', 10 * MINUTE - 1000)).toBe(false);
+    // A claim that lives past everything forgotten is a new one.
+    clock.advance(2000);
+    expect(await s.once('altcha:new', 10 * MINUTE)).toBe(true);
+  });
+});

@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../kernel/clock.js';
 import { BoundedLru, MemoryRateLimiter, RESET_WINDOWS, type LimitResult, type LimitRule, type RateLimiter } from './limiter.js';
+import { FixedTable } from './fixed-table.js';
 import { HyperLogLog, SpaceSaving } from './sketch.js';
 
 export interface GuardStore extends RateLimiter {
@@ -25,12 +26,30 @@ export interface GuardStore extends RateLimiter {
    * and `:topnet` are heavy hitters.
    */
   observe(key: string, r: { ip: string; net: string; target: string | null }, ttlMs: number): Promise<void>;
-  /** true the first time a key is claimed within ttl (replay protection). */
+  /**
+   * true the first time a key is claimed within ttl (replay protection). Fails closed: where a
+   * bounded store had to forget a live key, a claim that may be that key's again is refused.
+   */
   once(key: string, ttlMs: number): Promise<boolean>;
+  /** Consecutive sign-in failures recorded under an account key, and when the last one was. */
+  failures(key: string): Promise<FailureRecord>;
+  /** One more failure, counted atomically (kept `ttlMs`); returns the new record. */
+  addFailure(key: string, ttlMs: number): Promise<FailureRecord>;
+  clearFailures(key: string): Promise<void>;
+  /** Shared values under keys chosen by this code (modes, overrides, baselines), never by clients. */
   getValue(key: string): Promise<string | null>;
   setValue(key: string, value: string, ttlMs?: number): Promise<void>;
   close(): Promise<void>;
 }
+
+export interface FailureRecord {
+  failures: number;
+  /** When the last failure was (ms), 0 when none. */
+  last: number;
+}
+
+const FAILURES = 0;
+const LAST = 1;
 
 export class MemoryGuardStore implements GuardStore {
   readonly kind = 'memory' as const;
@@ -39,7 +58,14 @@ export class MemoryGuardStore implements GuardStore {
   private readonly sketches = new BoundedLru<{ v: HyperLogLog; until: number }>(512); // 4 KiB each: <= 2 MiB
   private readonly tops = new BoundedLru<{ v: SpaceSaving; until: number }>(512);
   private readonly onceKeys = new BoundedLru<number>(200_000);
+  /** Latest expiry of a live once-key the LRU had to forget (see `once`). */
+  private onceForgottenUntil = 0;
+  // Keys chosen by this code only (a few per flow and breaker): the cap is a safety net, and no
+  // client can fill it, so an operator's override or a flow's mode is never evicted by a flood.
   private readonly values = new BoundedLru<{ v: string; until: number }>(10_000);
+  // Keyed by the email as typed (attacker-chosen): a fixed table that, when full, evicts the
+  // account with the fewest failures, so junk emails cannot push a victim's count out.
+  private readonly accountFailures = new FixedTable(131_072, 2);
 
   constructor(private readonly clock: Clock) {
     this.limiter = new MemoryRateLimiter(clock);
@@ -116,10 +142,33 @@ export class MemoryGuardStore implements GuardStore {
     return (this.live(this.tops, key)?.top(n) ?? []).map(({ item, count }) => ({ item, count }));
   }
   async once(key: string, ttlMs: number): Promise<boolean> {
+    const now = this.clock.now();
     const until = this.onceKeys.get(key);
-    if (until !== undefined && until > this.clock.now()) return false;
-    this.onceKeys.set(key, this.clock.now() + ttlMs);
+    if (until !== undefined && until > now) return false;
+    // A claim that would expire no later than a live key we had to forget may be that key's
+    // replay: refuse it. Fresh claims (a challenge issued after the flood) expire later and pass.
+    if (until === undefined && now + ttlMs <= this.onceForgottenUntil) return false;
+    const evicted = this.onceKeys.set(key, now + ttlMs);
+    if (evicted !== undefined && evicted > now) this.onceForgottenUntil = Math.max(this.onceForgottenUntil, evicted);
     return true;
+  }
+  async failures(key: string): Promise<FailureRecord> {
+    const t = this.accountFailures;
+    const i = t.find(key, this.clock.now());
+    return i < 0 ? { failures: 0, last: 0 } : { failures: t.get(i, FAILURES), last: t.get(i, LAST) };
+  }
+  async addFailure(key: string, ttlMs: number): Promise<FailureRecord> {
+    const now = this.clock.now();
+    const t = this.accountFailures;
+    const { slot } = t.claim(key, now, now + ttlMs, (i) => t.get(i, FAILURES));
+    t.setUntil(slot, now + ttlMs);
+    const failures = t.get(slot, FAILURES) + 1;
+    t.set(slot, FAILURES, failures);
+    t.set(slot, LAST, now);
+    return { failures, last: now };
+  }
+  async clearFailures(key: string): Promise<void> {
+    this.accountFailures.delete(key);
   }
   async getValue(key: string): Promise<string | null> {
     return this.live(this.values, key) ?? null;
@@ -239,6 +288,22 @@ export class RedisGuardStore implements GuardStore {
   }
   async once(key: string, ttlMs: number): Promise<boolean> {
     return (await this.redis.set(this.k(`once:${key}`), '1', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+  async failures(key: string): Promise<FailureRecord> {
+    const [f, l] = await this.redis.hmget(this.k(`fail:${key}`), 'f', 'l');
+    return { failures: Number(f ?? 0) || 0, last: Number(l ?? 0) || 0 };
+  }
+  async addFailure(key: string, ttlMs: number): Promise<FailureRecord> {
+    const now = this.clock.now();
+    const k = this.k(`fail:${key}`);
+    // HINCRBY is atomic: concurrent wrong guesses on several instances are all counted.
+    const r = await this.redis.multi().hincrby(k, 'f', 1).hset(k, 'l', String(now)).pexpire(k, ttlMs).exec();
+    const failed = r?.find(([err]) => err);
+    if (!r || failed) throw failed?.[0] ?? new Error('redis: transaction aborted');
+    return { failures: Number(r[0]![1]), last: now };
+  }
+  async clearFailures(key: string): Promise<void> {
+    await this.redis.del(this.k(`fail:${key}`));
   }
   async getValue(key: string): Promise<string | null> {
     return this.redis.get(this.k(`v:${key}`));
