@@ -26,7 +26,8 @@ function freePort(): Promise<number> {
   return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as any).port; s.close(() => res(p)); }); });
 }
 
-describe('floodgate CLI', () => {
+// Each case spawns the CLI several times through tsx (seconds each on a loaded 2-core machine).
+describe('floodgate CLI', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'fg-cli-data-'));
   const env = { FLOODGATE_DATABASE_URL: `sqlite:${join(dir, 'fg.db')}`, FLOODGATE_DATA_DIR: dir };
 

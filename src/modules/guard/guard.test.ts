@@ -150,4 +150,18 @@ describe.each(STORES)('guard (%s)', (kind) => {
     await t.succeeded('victim@example.test');
     expect(await t.check('victim@example.test', { requestId: 'r', ip: '192.0.2.9', userAgent: null })).toBeNull();
   });
+
+  it('counts every one of many concurrent wrong guesses at one account', async () => {
+    const clock = new ManualClock();
+    const st = kind === 'memory' ? new MemoryGuardStore(clock) : new RedisGuardStore(new Redis(REDIS_URL!), clock, `fgtest:${randomBytes(4).toString('hex')}:`);
+    stores.push(st);
+    const t = new GuardSignInThrottle(st, clock);
+    // 100 guesses in flight at once, each from its own address, all past the check before any fails.
+    const ctxs = Array.from({ length: LOCK_AFTER }, (_, i) => ({ requestId: `r${i}`, ip: ip(i), userAgent: null }));
+    for (const c of ctxs) expect(await t.check('victim@example.test', c)).toBeNull();
+    const outcomes = await Promise.all(ctxs.map((c) => t.failed('victim@example.test', c)));
+    // A read-then-write count would have lost most of them; the lock is reached exactly once.
+    expect(outcomes.filter((o) => o.lockAccount).length).toBe(1);
+    expect(await t.check('victim@example.test', { requestId: 'x', ip: '192.0.2.200', userAgent: null })).toBeGreaterThan(60);
+  });
 });

@@ -19,6 +19,13 @@ export const LOCK_AFTER = 100;
 const MAX_DELAY_MS = 15 * MINUTE;
 const SOURCE_FAILURES = { windowMs: 10 * MINUTE, limit: 30 };
 const NETWORK_FAILURES = { windowMs: 10 * MINUTE, limit: 300 };
+/**
+ * How long an account's failures are remembered: a day after the first, doubling with each
+ * further one, at most 30 days. One-off junk emails from a stuffing run are gone in a day (so
+ * Redis does not keep millions of them for a month); an account under attack keeps its count
+ * while the delays grow (from the sixth failure on it is kept the full 30 days).
+ */
+const FAILURE_TTL = { firstMs: DAY, maxMs: 30 * DAY };
 
 /** Delay before the next attempt after `failures` consecutive failures. */
 export function delayAfter(failures: number): number {
@@ -52,7 +59,7 @@ export class GuardSignInThrottle implements SignInThrottle {
     const [, , acct] = await Promise.all([
       this.store.hit(`signin-fail:source:${ip}`, SOURCE_FAILURES),
       this.store.hit(`signin-fail:network:${networkOf(ctx.ip)}`, NETWORK_FAILURES),
-      this.store.addFailure(`signin:acct:${key}`, 30 * DAY),
+      this.store.addFailure(`signin:acct:${key}`, FAILURE_TTL),
     ]);
     return { lockAccount: acct.failures >= LOCK_AFTER };
   }

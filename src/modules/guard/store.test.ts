@@ -116,7 +116,7 @@ describe.each(STORES)('account failure counts (%s)', (kind) => {
     const clock = new ManualClock();
     const s = open(kind, clock);
     expect(await s.failures('signin:acct:a@example.test')).toEqual({ failures: 0, last: 0 });
-    const all = await Promise.all(Array.from({ length: 25 }, () => s.addFailure('signin:acct:a@example.test', MINUTE)));
+    const all = await Promise.all(Array.from({ length: 25 }, () => s.addFailure('signin:acct:a@example.test', { firstMs: MINUTE, maxMs: 30 * MINUTE })));
     // Every concurrent failure is counted once: the counts handed back are 1..25.
     expect(all.map((r) => r.failures).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     expect(await s.failures('signin:acct:a@example.test')).toEqual({ failures: 25, last: clock.now() });
@@ -124,9 +124,18 @@ describe.each(STORES)('account failure counts (%s)', (kind) => {
     expect((await s.failures('signin:acct:a@example.test')).failures).toBe(0);
     if (kind === 'memory') {
       // Redis expires keys on its own clock (the TTL), not the injected one.
-      await s.addFailure('signin:acct:b@example.test', MINUTE);
+      // Kept a minute after one failure, two after a second, four after a third...
+      await s.addFailure('signin:acct:b@example.test', { firstMs: MINUTE, maxMs: 30 * MINUTE });
       clock.advance(MINUTE + 1);
       expect((await s.failures('signin:acct:b@example.test')).failures).toBe(0);
+      for (let i = 0; i < 3; i++) await s.addFailure('signin:acct:c@example.test', { firstMs: MINUTE, maxMs: 30 * MINUTE });
+      clock.advance(3 * MINUTE);
+      expect((await s.failures('signin:acct:c@example.test')).failures).toBe(3);
+      clock.advance(MINUTE + 1);
+      expect((await s.failures('signin:acct:c@example.test')).failures).toBe(0);
+      for (let i = 0; i < 12; i++) await s.addFailure('signin:acct:d@example.test', { firstMs: MINUTE, maxMs: 30 * MINUTE });
+      clock.advance(30 * MINUTE - 1);
+      expect((await s.failures('signin:acct:d@example.test')).failures).toBe(12);
     }
   });
 });
@@ -137,9 +146,9 @@ describe('memory guard store under a flood of attacker-chosen keys', () => {
     const s = new MemoryGuardStore(clock);
     await s.setValue('override:reset', 'hold');
     await s.setValue('mode:reset', '{"mode":"challenge"}');
-    for (let i = 0; i < 40; i++) await s.addFailure('signin:acct:victim@example.test', 30 * 86_400_000);
+    for (let i = 0; i < 40; i++) await s.addFailure('signin:acct:victim@example.test', { firstMs: 86_400_000, maxMs: 30 * 86_400_000 });
     // Three times the table's capacity of one-failure junk emails.
-    for (let i = 0; i < 400_000; i++) await s.addFailure(`signin:acct:junk${i}@example.test`, 30 * 86_400_000);
+    for (let i = 0; i < 400_000; i++) await s.addFailure(`signin:acct:junk${i}@example.test`, { firstMs: 86_400_000, maxMs: 30 * 86_400_000 });
     expect((await s.failures('signin:acct:victim@example.test')).failures).toBe(40);
     expect(await s.getValue('override:reset')).toBe('hold');
     expect(await s.getValue('mode:reset')).toBe('{"mode":"challenge"}');
@@ -166,5 +175,26 @@ describe('memory guard store under a flood of attacker-chosen keys', () => {
     // A claim that lives past everything forgotten is a new one.
     clock.advance(2000);
     expect(await s.once('altcha:new', 10 * MINUTE)).toBe(true);
+  });
+});
+
+describe.skipIf(!REDIS_URL)('redis failure records', () => {
+  it('expire after a day for one failure and grow to the maximum with more', async () => {
+    const prefix = `fgtest:${randomBytes(4).toString('hex')}:`;
+    const s = new RedisGuardStore(new Redis(REDIS_URL!), new ManualClock(), prefix);
+    opened.push(s);
+    const r = new Redis(REDIS_URL!);
+    try {
+      const ttl = { firstMs: 86_400_000, maxMs: 30 * 86_400_000 };
+      await s.addFailure('signin:acct:once@example.test', ttl);
+      const one = await r.pttl(`${prefix}fail:signin:acct:once@example.test`);
+      expect(one).toBeGreaterThan(86_400_000 - 60_000);
+      expect(one).toBeLessThanOrEqual(86_400_000);
+      for (let i = 0; i < 8; i++) await s.addFailure('signin:acct:many@example.test', ttl);
+      expect(await r.pttl(`${prefix}fail:signin:acct:many@example.test`)).toBeGreaterThan(29 * 86_400_000);
+      expect((await s.failures('signin:acct:many@example.test')).failures).toBe(8);
+    } finally {
+      r.disconnect();
+    }
   });
 });

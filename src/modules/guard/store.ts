@@ -33,8 +33,13 @@ export interface GuardStore extends RateLimiter {
   once(key: string, ttlMs: number): Promise<boolean>;
   /** Consecutive sign-in failures recorded under an account key, and when the last one was. */
   failures(key: string): Promise<FailureRecord>;
-  /** One more failure, counted atomically (kept `ttlMs`); returns the new record. */
-  addFailure(key: string, ttlMs: number): Promise<FailureRecord>;
+  /**
+   * One more failure, counted atomically; returns the new record. The record is kept
+   * `ttl.firstMs x 2^(failures - 1)`, at most `ttl.maxMs`: a junk email that failed once is
+   * forgotten soon (Redis memory does not fill with a flood's one-off emails), an account that
+   * keeps failing is remembered long.
+   */
+  addFailure(key: string, ttl: FailureTtl): Promise<FailureRecord>;
   clearFailures(key: string): Promise<void>;
   /** Shared values under keys chosen by this code (modes, overrides, baselines), never by clients. */
   getValue(key: string): Promise<string | null>;
@@ -46,6 +51,15 @@ export interface FailureRecord {
   failures: number;
   /** When the last failure was (ms), 0 when none. */
   last: number;
+}
+
+export interface FailureTtl {
+  firstMs: number;
+  maxMs: number;
+}
+
+export function failureTtlMs(failures: number, ttl: FailureTtl): number {
+  return Math.min(ttl.maxMs, ttl.firstMs * 2 ** Math.min(40, Math.max(0, failures - 1)));
 }
 
 const FAILURES = 0;
@@ -157,12 +171,12 @@ export class MemoryGuardStore implements GuardStore {
     const i = t.find(key, this.clock.now());
     return i < 0 ? { failures: 0, last: 0 } : { failures: t.get(i, FAILURES), last: t.get(i, LAST) };
   }
-  async addFailure(key: string, ttlMs: number): Promise<FailureRecord> {
+  async addFailure(key: string, ttl: FailureTtl): Promise<FailureRecord> {
     const now = this.clock.now();
     const t = this.accountFailures;
-    const { slot } = t.claim(key, now, now + ttlMs, (i) => t.get(i, FAILURES));
-    t.setUntil(slot, now + ttlMs);
+    const { slot } = t.claim(key, now, now + ttl.firstMs, (i) => t.get(i, FAILURES));
     const failures = t.get(slot, FAILURES) + 1;
+    t.setUntil(slot, now + failureTtlMs(failures, ttl));
     t.set(slot, FAILURES, failures);
     t.set(slot, LAST, now);
     return { failures, last: now };
@@ -203,6 +217,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
+// One more failure under KEYS[1]; ARGV now, first ttl ms, max ttl ms (see failureTtlMs).
+const FAIL_LUA = `
+local f = redis.call('HINCRBY', KEYS[1], 'f', 1)
+redis.call('HSET', KEYS[1], 'l', ARGV[1])
+local ttl = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ math.min(40, f - 1))
+redis.call('PEXPIRE', KEYS[1], math.floor(ttl))
+return f
+`;
+
 export class RedisGuardStore implements GuardStore {
   readonly kind = 'redis' as const;
   constructor(
@@ -212,6 +235,7 @@ export class RedisGuardStore implements GuardStore {
   ) {
     redis.defineCommand('fgHit', { numberOfKeys: 2, lua: HIT_LUA });
     redis.defineCommand('fgTop', { numberOfKeys: 1, lua: TOP_LUA });
+    redis.defineCommand('fgFail', { numberOfKeys: 1, lua: FAIL_LUA });
   }
 
   private k(key: string): string {
@@ -293,14 +317,12 @@ export class RedisGuardStore implements GuardStore {
     const [f, l] = await this.redis.hmget(this.k(`fail:${key}`), 'f', 'l');
     return { failures: Number(f ?? 0) || 0, last: Number(l ?? 0) || 0 };
   }
-  async addFailure(key: string, ttlMs: number): Promise<FailureRecord> {
+  async addFailure(key: string, ttl: FailureTtl): Promise<FailureRecord> {
     const now = this.clock.now();
-    const k = this.k(`fail:${key}`);
-    // HINCRBY is atomic: concurrent wrong guesses on several instances are all counted.
-    const r = await this.redis.multi().hincrby(k, 'f', 1).hset(k, 'l', String(now)).pexpire(k, ttlMs).exec();
-    const failed = r?.find(([err]) => err);
-    if (!r || failed) throw failed?.[0] ?? new Error('redis: transaction aborted');
-    return { failures: Number(r[0]![1]), last: now };
+    // One script: the count is atomic (concurrent wrong guesses on several instances are all
+    // counted) and its expiry follows the new count.
+    const failures = Number(await (this.redis as any).fgFail(this.k(`fail:${key}`), now, ttl.firstMs, ttl.maxMs));
+    return { failures, last: now };
   }
   async clearFailures(key: string): Promise<void> {
     await this.redis.del(this.k(`fail:${key}`));
