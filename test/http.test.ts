@@ -41,6 +41,18 @@ describe('HTTP surface', () => {
     expect(err.json.requestId).toBe(err.headers['x-request-id']);
   });
 
+  it('answers the JSON API with the headers that matter for JSON: no sniffing, framing, caching or cross-origin reads', async () => {
+    const r = await call(h.app, 'POST', '/api/v1/sessions', { email: 'nobody@example.test', password: 'wrong passphrase 1' });
+    expect(r.status).toBe(401);
+    expect(r.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(r.headers['x-frame-options']).toBe('DENY');
+    expect(r.headers['cross-origin-resource-policy']).toBe('same-origin');
+    expect(r.headers['referrer-policy']).toBe('no-referrer');
+    expect(r.headers['cache-control']).toBe('no-store');
+    expect(r.headers['x-request-id']).toMatch(/^[A-Za-z0-9_-]{12,}$/);
+  });
+
   it('never writes passwords, tokens or emails into the logs', async () => {
     await createUser(h, 'secretive@example.test', 'logged passphrase 99');
     const t = await signIn(h, 'secretive@example.test', 'logged passphrase 99');

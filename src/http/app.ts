@@ -10,6 +10,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../kernel/errors.js';
 import type { Services } from '../services.js';
@@ -83,8 +84,14 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
     referrerPolicy: { policy: 'no-referrer' },
     crossOriginEmbedderPolicy: false,
   });
+  // JSON answers are never rendered as documents, so most of helmet's set (CSP fetch directives,
+  // COOP, Origin-Agent-Cluster, DNS prefetch...) does nothing for them. The API gets the headers
+  // that do something for JSON (OWASP REST Security Cheat Sheet): nosniff, a CSP and frame
+  // options that forbid framing and loading anything, same-origin CORP against cross-origin
+  // reads, no referrer, no caching, HSTS on https. Half the bytes on every answer of a flood.
+  const apiHeaders = apiSecurityHeaders(config.publicUrl.startsWith('https:'));
   app.addHook('onRequest', (req, reply, done) => {
-    reply.headers(headers);
+    reply.headers(req.url.startsWith('/api/') ? apiHeaders : headers);
     reply.header('x-request-id', req.id);
     done();
   });
@@ -103,7 +110,7 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
     }
     c.count.inc();
     c.duration.observe(reply.elapsedTime / 1000);
-    req.log.info({ method: req.method, route, status, ms: Math.round(reply.elapsedTime * 10) / 10, ip: clientIp(req) }, 'request');
+    if ((req.log as Logger).isLevelEnabled('info')) req.log.info({ method: req.method, route, status, ms: Math.round(reply.elapsedTime * 10) / 10, ip: clientIp(req) }, 'request');
     done();
   });
 
@@ -177,6 +184,19 @@ export function securityHeaders(options: HelmetOptions): Record<string, string> 
   };
   helmet(options)({} as never, res as never, (err?: unknown) => { if (err) throw err; });
   return Object.freeze(headers) as Record<string, string>;
+}
+
+/** The security headers of JSON API answers (see buildApp). */
+export function apiSecurityHeaders(https: boolean): Record<string, string> {
+  return Object.freeze({
+    'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+    'cross-origin-resource-policy': 'same-origin',
+    'referrer-policy': 'no-referrer',
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'cache-control': 'no-store',
+    ...(https ? { 'strict-transport-security': 'max-age=31536000; includeSubDomains' } : {}),
+  }) as Record<string, string>;
 }
 
 export type { FastifyReply, FastifyRequest };

@@ -104,7 +104,16 @@ interface Cached {
 
 export class Guard {
   private readonly cache = new Map<Flow, Cached>();
+  // Counter children per flow and decision (a fixed set), looked up once rather than per request.
+  private readonly decisions = new Map<string, { inc(): void }>();
   constructor(private readonly d: GuardDeps) {}
+
+  private decided(flow: Flow, decision: 'throttle' | 'challenge' | 'allow' | 'allow_solved'): void {
+    const key = `${flow}:${decision}`;
+    let c = this.decisions.get(key);
+    if (!c) this.decisions.set(key, (c = this.d.metrics.guardDecisions.labels({ flow, decision })));
+    c.inc();
+  }
 
   policy(flow: Flow): DetectorPolicy {
     return this.d.policies?.[flow] ?? DEFAULT_POLICY;
@@ -122,7 +131,7 @@ export class Guard {
       const key = `${flow}:${scope}:${scope === 'source' ? ip : net}`;
       const r = await this.d.store.hit(key, rule);
       if (!r.allowed) {
-        this.d.metrics.guardDecisions.inc({ flow, decision: 'throttle' });
+        this.decided(flow, 'throttle');
         return { kind: 'throttle', retryAfterS: Math.max(1, Math.ceil(r.retryAfterMs / 1000)) };
       }
     }
@@ -134,10 +143,10 @@ export class Guard {
       solved = (await this.d.challenges.verify(flow, req.altcha)) === 'ok';
     }
     if (mode !== 'normal' && CHALLENGED.has(flow) && !solved) {
-      this.d.metrics.guardDecisions.inc({ flow, decision: 'challenge' });
+      this.decided(flow, 'challenge');
       return { kind: 'challenge', challenge: await this.d.challenges.create(flow, state.pressure), mode };
     }
-    this.d.metrics.guardDecisions.inc({ flow, decision: solved ? 'allow_solved' : 'allow' });
+    this.decided(flow, solved ? 'allow_solved' : 'allow');
     return { kind: 'allow', mode, solved };
   }
 

@@ -85,33 +85,48 @@ export class HyperLogLog {
  * total/k is guaranteed to be in the table. Used for "top sources" and source concentration.
  */
 export class SpaceSaving {
-  private readonly counts = new Map<string, { count: number; error: number }>();
+  // Parallel arrays and an index: a new item (every request of a flood from fresh addresses)
+  // scans k numbers for the minimum instead of iterating a Map's entries.
+  private readonly index = new Map<string, number>();
+  private readonly items: string[] = [];
+  private readonly counts: Float64Array;
+  private readonly errors: Float64Array;
   total = 0;
-  constructor(readonly k: number = 32) {}
+  constructor(readonly k: number = 32) {
+    this.counts = new Float64Array(k);
+    this.errors = new Float64Array(k);
+  }
 
   add(item: string, by = 1): void {
     this.total += by;
-    const c = this.counts.get(item);
-    if (c) {
-      c.count += by;
+    const at = this.index.get(item);
+    if (at !== undefined) {
+      this.counts[at]! += by;
       return;
     }
-    if (this.counts.size < this.k) {
-      this.counts.set(item, { count: by, error: 0 });
+    const n = this.items.length;
+    if (n < this.k) {
+      this.index.set(item, n);
+      this.items.push(item);
+      this.counts[n] = by;
+      this.errors[n] = 0;
       return;
     }
-    let minKey = '';
-    let min = Infinity;
-    for (const [key, v] of this.counts) if (v.count < min) { min = v.count; minKey = key; }
-    this.counts.delete(minKey);
-    this.counts.set(item, { count: min + by, error: min });
+    let slot = 0;
+    for (let i = 1; i < n; i++) if (this.counts[i]! < this.counts[slot]!) slot = i;
+    const min = this.counts[slot]!;
+    this.index.delete(this.items[slot]!);
+    this.index.set(item, slot);
+    this.items[slot] = item;
+    this.counts[slot] = min + by;
+    this.errors[slot] = min;
   }
 
   top(n = 10): { item: string; count: number; share: number }[] {
-    return [...this.counts.entries()]
-      .sort((a, b) => b[1].count - a[1].count)
-      .slice(0, n)
-      .map(([item, v]) => ({ item, count: v.count, share: this.total ? v.count / this.total : 0 }));
+    return this.items
+      .map((item, i) => ({ item, count: this.counts[i]!, share: this.total ? this.counts[i]! / this.total : 0 }))
+      .sort((a, b) => b.count - a.count)
+      .slice(0, n);
   }
 
   /** Share of the heaviest item (an upper bound). */

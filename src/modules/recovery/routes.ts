@@ -6,6 +6,7 @@ import { authenticateUser, requireUser, sameOrigin } from '../../http/auth.js';
 import { ctxOf, noStore } from '../../http/context.js';
 import { Accepted, Altcha, Email, Password, problems, Token } from '../../http/schemas.js';
 import { AppError } from '../../kernel/errors.js';
+import { sendProblem } from '../../http/problem.js';
 import type { Services } from '../../services.js';
 
 export const Otp = Type.String({ minLength: 1, maxLength: 64, description: 'A code from the authenticator app, or a recovery code (only when the account uses two-step verification)' });
@@ -38,7 +39,14 @@ export async function recoveryRoutes(app: App, s: Services): Promise<void> {
     },
   }, async (req, reply) => {
     refuseCrossSite(s, req);
-    await s.recovery.request(req.body.email, ctxOf(req), await requesterOf(s, req), req.body.altcha);
+    try {
+      await s.recovery.request(req.body.email, ctxOf(req), await requesterOf(s, req), req.body.altcha);
+    } catch (e) {
+      // Under a flood nearly every answer is a 428 or a 429: the same problem document, sent from
+      // here rather than through Fastify's error path (a rejected promise, the error-handler chain).
+      if (e instanceof AppError) return sendProblem(reply, req, e);
+      throw e;
+    }
     return reply.code(202).send({ status: 'accepted' });
   });
 
