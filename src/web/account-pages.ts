@@ -34,6 +34,9 @@ interface Ticket {
   exp: number;
 }
 
+/** /login's passkey button (hidden until the script finds WebAuthn with its JSON codecs). */
+const PASSKEY_ASSETS = { scripts: ['/assets/passkey.js'] };
+
 const htmlPage = { description: 'An HTML page', content: { 'text/html': { schema: Type.String() } } };
 const pageSchema = (summary: string, statuses: number[]) => ({ tags: ['pages'], summary, response: Object.fromEntries(statuses.map((st) => [st, htmlPage])) });
 
@@ -46,6 +49,11 @@ ${field({ id: 'password', label: 'Password', type: 'password', autocomplete: 'cu
 ${o.challenge ? challengeWidget(o.challenge) : ''}
 <button type="submit">Sign in</button>
 </form>
+<div id="passkey-signin" class="passkey" data-next="${o.next ?? ''}" hidden>
+<p>Or, if you have added a passkey to your account:</p>
+<button type="button" id="passkey-signin-button" class="secondary">Sign in with a passkey</button>
+<p id="passkey-signin-error" class="error" role="alert" hidden></p>
+</div>
 <p><a href="/forgot">Forgot your password?</a></p>
 <p>No account yet? <a href="/signup">Create one</a>.</p>`;
 }
@@ -101,7 +109,7 @@ export async function accountPages(app: App, s: Services): Promise<void> {
     const next = safeNext(req.query.next, '');
     if (await pageUser(s, req)) return seeOther(reply, next || '/security');
     const info = req.query.signed_out ? notice('success', 'You are signed out.') : null;
-    return sendPage(reply, 200, 'Sign in', loginForm({ next, info }));
+    return sendPage(reply, 200, 'Sign in', loginForm({ next, info }), PASSKEY_ASSETS);
   });
 
   app.post('/login', {
@@ -122,11 +130,11 @@ export async function accountPages(app: App, s: Services): Promise<void> {
     const ticketIn = b.ticket;
     if (ticketIn !== undefined) {
       const t = open(ticketIn);
-      if (!t) return sendPage(reply, 400, 'Sign in', loginForm({ next, error: 'That took too long. Sign in again.' }));
+      if (!t) return sendPage(reply, 400, 'Sign in', loginForm({ next, error: 'That took too long. Sign in again.' }), PASSKEY_ASSETS);
       email = t.email;
       password = t.password;
     }
-    if (!email || !password) return sendPage(reply, 400, 'Sign in', loginForm({ email, next, error: 'Enter your email address and your password.' }));
+    if (!email || !password) return sendPage(reply, 400, 'Sign in', loginForm({ email, next, error: 'Enter your email address and your password.' }), PASSKEY_ASSETS);
     const ctx = ctxOf(req);
     try {
       await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(email), altcha: b.altcha });
@@ -141,13 +149,13 @@ export async function accountPages(app: App, s: Services): Promise<void> {
           return sendPage(reply, 200, 'Two-step verification', codeForm(ticketIn ?? seal({ email, password, exp: s.clock.now() + TICKET_TTL_MS }), next, ticketIn !== undefined ? 'Enter the one-time code.' : null));
         case 'invalid_credentials':
           if (ticketIn !== undefined) return sendPage(reply, 401, 'Two-step verification', codeForm(ticketIn, next, 'That code is not right, or was already used.'));
-          return sendPage(reply, 401, 'Sign in', loginForm({ email, next, error: 'The email or password is incorrect.' }));
+          return sendPage(reply, 401, 'Sign in', loginForm({ email, next, error: 'The email or password is incorrect.' }), PASSKEY_ASSETS);
         case 'challenge_required':
-          return sendPage(reply, 428, 'Sign in', loginForm({ email, next, challenge: e.extra?.challenge, error: 'One more step: confirm you are not a robot, then sign in again.' }), ALTCHA_ASSETS);
+          return sendPage(reply, 428, 'Sign in', loginForm({ email, next, challenge: e.extra?.challenge, error: 'One more step: confirm you are not a robot, then sign in again.' }), { scripts: [...ALTCHA_ASSETS.scripts, ...PASSKEY_ASSETS.scripts], styles: ALTCHA_ASSETS.styles });
         case 'rate_limited':
           return tooMany(reply, e, 'Sign in', loginForm({ email, next }));
         case 'invalid_request':
-          return sendPage(reply, 400, 'Sign in', loginForm({ email, next, error: 'Enter your email address and your password.' }));
+          return sendPage(reply, 400, 'Sign in', loginForm({ email, next, error: 'Enter your email address and your password.' }), PASSKEY_ASSETS);
         default:
           throw e;
       }

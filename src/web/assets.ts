@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { App } from '../http/app.js';
-import { ALTCHA_INIT_JS, CONSOLE_JS } from './scripts.js';
+import { ALTCHA_INIT_JS, PASSKEY_JS, CONSOLE_JS } from './scripts.js';
 
 export const APP_CSS = `:root {
   color-scheme: light dark;
@@ -124,6 +124,8 @@ td.action { text-align: right; }
   th, td { padding: 0.4rem 0.3rem; }
   .actions > form { flex-basis: 100%; }
 }
+
+.passkey { margin: 1.25rem 0; padding-top: 1rem; border-top: 1px solid var(--line, #ddd); }
 `;
 
 /** The console's extra rules (dashboards, charts, forms with selects), loaded only there. */
@@ -196,7 +198,7 @@ export async function webAssets(app: App): Promise<void> {
     return reply.type('text/css; charset=utf-8').send(APP_CSS);
   });
 
-  const files: Record<string, Asset> = { ...vendorAssets(), 'altcha-init.js': asset(ALTCHA_INIT_JS, JS), 'console.js': asset(CONSOLE_JS, JS), 'console.css': asset(CONSOLE_CSS, CSS) };
+  const files: Record<string, Asset> = { ...vendorAssets(), 'altcha-init.js': asset(ALTCHA_INIT_JS, JS), 'passkey.js': asset(PASSKEY_JS, JS), 'console.js': asset(CONSOLE_JS, JS), 'console.css': asset(CONSOLE_CSS, CSS) };
   for (const [name, a] of Object.entries(files)) {
     app.get(`/assets/${name}`, { schema: { hide: true } }, async (req, reply) => {
       reply.header('etag', a.etag);

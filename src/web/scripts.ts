@@ -10,6 +10,70 @@ const pbkdf2 = () => new Worker('/assets/altcha-pbkdf2.js');
 for (const name of ['PBKDF2/SHA-256', 'PBKDF2/SHA-384', 'PBKDF2/SHA-512']) globalThis.$altcha.algorithms.set(name, pbkdf2);
 `;
 
+/**
+ * Passkeys in the hosted pages: signing in on /login and adding one on /security, through the
+ * JSON API (same origin, the session cookie). The browser's own JSON codecs
+ * (PublicKeyCredential.parse*OptionsFromJSON and credential.toJSON) do the base64url work; where
+ * they are missing the passkey controls stay hidden and the pages work as before.
+ */
+export const PASSKEY_JS = `const supported = !!(window.PublicKeyCredential && PublicKeyCredential.parseRequestOptionsFromJSON && PublicKeyCredential.parseCreationOptionsFromJSON);
+const $ = (id) => document.getElementById(id);
+async function post(path, body) {
+  const r = await fetch(path, { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  let json = null;
+  try { json = await r.json(); } catch { /* no body */ }
+  return { ok: r.ok, status: r.status, json };
+}
+function say(el, message) { if (el) { el.textContent = message; el.hidden = !message; } }
+function failed(e) { return e && e.name === 'NotAllowedError' ? 'The passkey request was cancelled or timed out.' : 'This browser could not use a passkey here.'; }
+
+const signin = $('passkey-signin');
+if (signin && supported) {
+  signin.hidden = false;
+  const error = $('passkey-signin-error');
+  $('passkey-signin-button').addEventListener('click', async () => {
+    say(error, '');
+    try {
+      const options = await post('/api/v1/sessions/passkey/options', {});
+      if (!options.ok) return say(error, options.status === 429 ? 'Too many attempts. Wait a minute, then try again.' : 'Signing in with a passkey is not possible right now.');
+      const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.json) });
+      const r = await post('/api/v1/sessions/passkey', { response: credential.toJSON() });
+      if (!r.ok) return say(error, r.status === 429 ? 'Too many attempts. Wait a minute, then try again.' : 'That passkey did not sign you in.');
+      location.assign(signin.dataset.next || '/security');
+    } catch (e) { say(error, failed(e)); }
+  });
+}
+
+const add = $('passkey-add');
+if (add && supported) {
+  add.hidden = false;
+  const error = $('passkey-add-error');
+  $('passkey-add-button').addEventListener('click', async () => {
+    say(error, '');
+    const password = $('passkey-password');
+    const name = $('passkey-name');
+    try {
+      const options = await post('/api/v1/me/passkeys/registration/options', password && password.value ? { password: password.value } : {});
+      if (!options.ok) return say(error, options.json && options.json.code === 'forbidden' ? 'Confirm it is you: enter your password.' : (options.json && options.json.detail) || 'Adding a passkey is not possible right now.');
+      const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.json) });
+      const r = await post('/api/v1/me/passkeys/registration/verify', { response: credential.toJSON(), ...(name && name.value ? { name: name.value.slice(0, 64) } : {}) });
+      if (!r.ok) return say(error, (r.json && r.json.detail) || 'The passkey could not be added.');
+      const codes = r.json.recoveryCodes;
+      if (codes && codes.length) {
+        // The first second factor: its recovery codes are shown once, here.
+        const list = $('passkey-codes-list');
+        list.replaceChildren(...codes.map((c) => { const li = document.createElement('li'); const code = document.createElement('code'); code.textContent = c; li.append(code); return li; }));
+        $('passkey-codes').hidden = false;
+        add.querySelector('.passkey-form').hidden = true;
+        $('passkey-codes-done').focus();
+        return;
+      }
+      location.assign('/security?done=passkey_added#passkeys');
+    } catch (e) { say(error, failed(e)); }
+  });
+}
+`;
+
 /** The console overview: uPlot charts fed by Server-Sent Events from /console/events. */
 export const CONSOLE_JS = `import uPlot from '/assets/uplot.js';
 

@@ -33,6 +33,8 @@ const DONE: Record<string, string> = {
   others_revoked: 'Every other device was signed out.',
   password_changed: 'Your password was changed.',
   totp_removed: 'The authenticator app was removed from your account.',
+  passkey_added: 'The passkey was added: next time, sign in with it.',
+  passkey_removed: 'The passkey was removed from your account.',
   prompt_yes: 'Thank you. We are sending the reset link to your email address now.',
   prompt_no: 'Thank you for telling us. Reset links already sent no longer work, and we will not send reset emails to you for a while. Your password is unchanged.',
   prompt_gone: 'That question was already answered.',
@@ -76,7 +78,7 @@ type PasswordErrors = { form?: string; current?: string; password?: string; conf
 
 interface RenderOptions {
   done?: string | undefined;
-  errors?: { sessions?: string; mfa?: string; password?: PasswordErrors; notifications?: string };
+  errors?: { sessions?: string; mfa?: string; passkeys?: string; password?: PasswordErrors; notifications?: string };
 }
 
 function actorOf(u: PageUser): Actor {
@@ -101,12 +103,13 @@ export async function securityPages(app: App, s: Services): Promise<void> {
 
   async function render(u: PageUser, opts: RenderOptions = {}): Promise<SafeHtml> {
     const user = await s.accounts.findById(u.userId);
-    const [sessions, events, mfa, inbox, messages] = await Promise.all([
+    const [sessions, events, mfa, inbox, messages, passkeys] = await Promise.all([
       s.sessions.list(u.userId, u.session.id),
       s.events.listForUser(db, u.userId, 20),
       s.mfa.factors.status(u.userId),
       inboxStore.list(db, u.userId, 20),
       listSentMessages(db, u.userId, s.clock.now(), s.config.publicUrl),
+      s.mfa.passkeys.list(u.userId),
     ]);
     const e = opts.errors ?? {};
     const prompts = inbox.items.filter((i) => i.type === 'reset_prompt' && i.readAt === null);
@@ -114,7 +117,7 @@ export async function securityPages(app: App, s: Services): Promise<void> {
     const pw = e.password ?? {};
     return html`${opts.done && DONE[opts.done] ? notice('success', DONE[opts.done]!) : ''}
 <p>Signed in as <strong>${user?.email ?? ''}</strong>.</p>
-<nav class="toc" aria-label="On this page"><a href="#devices">Devices</a> <a href="#two-step">Two-step verification</a> <a href="#password">Password</a> <a href="#notifications">Notifications${inbox.unread ? ` (${inbox.unread})` : ''}</a> <a href="#mail">Mail we sent you</a> <a href="#events">Activity</a></nav>
+<nav class="toc" aria-label="On this page"><a href="#devices">Devices</a> <a href="#two-step">Two-step verification</a> <a href="#passkeys">Passkeys</a> <a href="#password">Password</a> <a href="#notifications">Notifications${inbox.unread ? ` (${inbox.unread})` : ''}</a> <a href="#mail">Mail we sent you</a> <a href="#events">Activity</a></nav>
 ${prompts.map((p) => html`<section class="card prompt" aria-labelledby="prompt-${p.id}">
 <h2 id="prompt-${p.id}">Someone asked to reset your password — was it you?</h2>
 <p>${p.body}</p>
@@ -167,6 +170,38 @@ ${reauthField(u, 'remove-password')}
 ${reauthField(u, 'totp-password')}
 <button type="submit">Set up an authenticator app</button>
 </form>`}
+</section>
+
+<section class="card" id="passkeys" aria-labelledby="passkeys-h">
+<h2 id="passkeys-h">Passkeys</h2>
+${e.passkeys ? notice('error', e.passkeys) : ''}
+<p>A passkey signs you in with this device's screen lock or a security key: nothing to type, nothing a fake site can steal. It also counts as two-step verification.</p>
+${passkeys.length
+    ? html`<div class="table-wrap"><table class="cards">
+<caption class="visually-hidden">Your passkeys</caption>
+<thead><tr><th scope="col">Name</th><th scope="col">Added</th><th scope="col">Last used</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
+<tbody>
+${passkeys.map((k) => html`<tr><td data-label="Name">${k.name}</td><td data-label="Added"><time datetime="${k.createdAt}">${when(k.createdAt)}</time></td><td data-label="Last used">${k.lastUsedAt ? html`<time datetime="${k.lastUsedAt}">${when(k.lastUsedAt)}</time>` : 'never'}</td>
+<td class="action"><details><summary>Remove</summary><form method="post" action="/security/passkeys/remove">${csrfField(u.csrf)}<input type="hidden" name="id" value="${k.id}">
+${reauthField(u, `passkey-remove-${k.id}`)}
+<button type="submit" class="danger" aria-label="Remove the passkey ${k.name}">Remove</button></form></details></td></tr>`)}
+</tbody>
+</table></div>`
+    : html`<p class="hint">No passkey yet.</p>`}
+<div id="passkey-add" hidden>
+<div class="passkey-form">
+${field({ id: 'passkey-name', name: 'name', label: 'Name for the new passkey', type: 'text', maxlength: 64, hint: 'So you can tell your passkeys apart, e.g. "work laptop".' })}
+${recentAuth(u) ? '' : field({ id: 'passkey-password', name: 'password', label: 'Your password', type: 'password', autocomplete: 'current-password', maxlength: 1024, hint: 'You signed in more than 10 minutes ago: confirm it is you.' })}
+<button type="button" id="passkey-add-button">Add a passkey</button>
+<p id="passkey-add-error" class="error" role="alert" hidden></p>
+</div>
+<div id="passkey-codes" hidden>
+<p role="status">Two-step verification is on. Keep these recovery codes somewhere safe: each works once if you lose your passkeys. They are shown only now.</p>
+<ol id="passkey-codes-list" class="codes"></ol>
+<p><a id="passkey-codes-done" href="/security?done=passkey_added#passkeys">I have saved them</a></p>
+</div>
+</div>
+<noscript><p class="hint">Adding a passkey needs JavaScript.</p></noscript>
 </section>
 
 <section class="card" id="password" aria-labelledby="password-h">
@@ -223,7 +258,7 @@ ${events.map((ev) => html`<tr><td data-label="What">${EVENT_LABELS[ev.type] ?? e
   }
 
   const show = async (reply: FastifyReply, u: PageUser, status: number, opts: RenderOptions = {}) =>
-    sendPage(reply, status, 'Security', await render(u, opts), { wide: true, nav: signedInNav(u) });
+    sendPage(reply, status, 'Security', await render(u, opts), { wide: true, nav: signedInNav(u), scripts: ['/assets/passkey.js'] });
 
   /** Every post: a signed-in session, then the CSRF check, then the action. */
   async function guarded(req: FastifyRequest, reply: FastifyReply, act: (u: PageUser) => Promise<FastifyReply>): Promise<FastifyReply> {
@@ -339,6 +374,19 @@ ${recentAuth(u) ? '' : reauthField(u, 'confirm-password')}
       if (['forbidden', 'conflict', 'rate_limited'].includes(e.code)) return show(reply, u, statusOf(e), { errors: { mfa: reauthMessage(e) } });
       throw e;
     }
+  }));
+
+  app.post('/security/passkeys/remove', {
+    schema: { tags: ['pages'], summary: 'Page: remove one of my passkeys', body: Type.Object({ csrf: Csrf, id: FormString(64), password: Reauth }, { additionalProperties: false }) },
+  }, (req, reply) => guarded(req, reply, async (u) => {
+    try {
+      await s.mfa.passkeys.remove(actorOf(u), req.body.id, { password: passwordOf(req.body.password) }, ctxOf(req));
+    } catch (e) {
+      if (!isAppError(e) || !['forbidden', 'not_found', 'rate_limited'].includes(e.code)) throw e;
+      withHeaders(reply, e);
+      return show(reply, u, statusOf(e), { errors: { passkeys: e.code === 'not_found' ? 'That passkey is already gone.' : reauthMessage(e) } });
+    }
+    return seeOther(reply, '/security?done=passkey_removed#passkeys');
   }));
 
   app.post('/security/totp/remove', {

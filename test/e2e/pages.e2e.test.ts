@@ -123,6 +123,63 @@ describe('a person in Chromium', () => {
   }, 120_000);
 });
 
+describe('a person with a passkey in Chromium', () => {
+  let srv: Served;
+  // Passkeys need a domain for their relying-party id: the public URL is http://localhost:PORT
+  // (a secure context for WebAuthn, like any loopback origin).
+  beforeAll(async () => { srv = await serve({}, 'localhost'); }, 60_000);
+  afterAll(async () => { await srv?.close(); });
+
+  it('adds a passkey on /security, signs out, and signs in with it on /login', async () => {
+    const email = 'e2e-passkey@example.test';
+    const pw = 'the passkey passphrase 5';
+    expect((await srv.api('POST', '/api/v1/admin/users', { email, password: pw, emailVerified: true }, admin)).status).toBe(201);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    const cspErrors: string[] = [];
+    page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) cspErrors.push(m.text()); });
+    // A software authenticator with this device's "screen lock" (user verification) built in.
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
+
+    await page.goto(srv.url + '/login');
+    await page.fill('#email', email);
+    await page.fill('#password', pw);
+    await Promise.all([page.waitForURL(srv.url + '/security'), page.click('form[action="/login"] button[type=submit]')]);
+    expect(await page.textContent('#passkeys')).toContain('No passkey yet');
+    await page.waitForSelector('#passkey-add:not([hidden])');
+    await page.fill('#passkey-name', 'e2e laptop');
+    await page.click('#passkey-add-button');
+    // The first second factor: its recovery codes are shown once, on the page.
+    await page.waitForSelector('#passkey-codes:not([hidden])');
+    expect(await page.locator('#passkey-codes-list li').count()).toBe(10);
+    await shot(page, 'passkey-added');
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    expect(credentials).toHaveLength(1);
+    expect(credentials[0]!.isResidentCredential).toBe(true);
+    await Promise.all([page.waitForURL(/done=passkey_added/), page.click('#passkey-codes-done')]);
+    expect(await page.textContent('#passkeys')).toContain('e2e laptop');
+
+    // Sign out, then back in with the passkey alone: no email, no password.
+    await Promise.all([page.waitForURL(/\/login/), page.click('form[action="/logout"] button[type=submit]')]);
+    await page.goto(srv.url + '/login');
+    await page.waitForSelector('#passkey-signin:not([hidden])');
+    await shot(page, 'login-passkey');
+    await Promise.all([page.waitForURL(srv.url + '/security'), page.click('#passkey-signin-button')]);
+    expect(await page.textContent('main')).toContain('This device');
+    const events = await srv.fg.services.events.listForUser(srv.fg.services.storage.db, (await srv.fg.services.accounts.findByEmail(email))!.id, 10);
+    expect(events.some((e) => e.type === 'signin.succeeded' && JSON.stringify(e.data ?? {}).includes('passkey'))).toBe(true);
+
+    // And remove it again from /security (a recent sign-in: no password asked).
+    await page.click('#passkeys details summary');
+    await Promise.all([page.waitForURL(/done=passkey_removed/), page.click('#passkeys form[action="/security/passkeys/remove"] button[type=submit]')]);
+    expect(await page.textContent('main')).toContain('The passkey was removed');
+    expect(cspErrors).toEqual([]);
+    await ctx.close();
+  }, 120_000);
+});
+
 describe('an operator in Chromium', () => {
   let srv: Served;
   beforeAll(async () => { srv = await serve({ FLOODGATE_BLAST_RADIUS: '3' }); }, 60_000);

@@ -37,11 +37,12 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function serve(env: Record<string, string> = {}): Promise<Served> {
+/** `hostname`: the public URL's host (passkeys need a domain such as localhost, not an IP address). */
+export async function serve(env: Record<string, string> = {}, hostname = '127.0.0.1'): Promise<Served> {
   const sink = await startSmtpSink();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'floodgate-e2e-'));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${hostname}:${port}`;
   const config = loadConfig({
     FLOODGATE_DATA_DIR: dir, FLOODGATE_DATABASE_URL: `sqlite:${join(dir, 'floodgate.db')}`, FLOODGATE_PUBLIC_URL: url,
     FLOODGATE_HOST: '127.0.0.1', FLOODGATE_PORT: String(port), FLOODGATE_SMTP_URL: sink.url, FLOODGATE_COURIER: 'in-process',
