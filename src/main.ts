@@ -35,6 +35,8 @@ export interface CreateOptions {
   guardStore?: GuardStore;
   /** Start the background workers (serve does; tests drive them by hand). */
   startWorkers?: boolean;
+  /** On close, connections still open after this long are cut (default 10 s). */
+  shutdownGraceMs?: number;
 }
 
 export function createLogger(config: Config): Logger {
@@ -147,8 +149,13 @@ export async function createFloodgate(config: Config, opts: CreateOptions = {}):
     async close() {
       if (closed) return;
       closed = true;
-      // Stop taking requests and finish in-flight ones, then let workers finish their batch.
+      // Stop taking requests and finish in-flight ones, then let workers finish their batch. A
+      // client that never finishes its request (a slow or half-sent one) is cut off after the
+      // grace period, so it cannot hold the shutdown, the courier's batch and the database open.
+      const cut = setTimeout(() => app.server.closeAllConnections(), opts.shutdownGraceMs ?? 10_000);
+      cut.unref();
       await app.close();
+      clearTimeout(cut);
       await Promise.all(services.workers.map((w) => w.stop()));
       await services.courier.stop(); // idempotent; closes pooled SMTP connections even when it ran outside `workers`
       if (!opts.storage) await services.storage.close();

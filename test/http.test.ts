@@ -98,3 +98,28 @@ describe('docs/api.md', () => {
     }
   });
 });
+
+describe('shutdown', () => {
+  it('cuts a client that never finishes its request after the grace period, so it cannot hold the shutdown', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const net = await import('node:net');
+    const { loadConfig } = await import('../src/config/schema.js');
+    const { createFloodgate } = await import('../src/main.js');
+    const dir = mkdtempSync(join(tmpdir(), 'fg-shutdown-'));
+    const fg = await createFloodgate(loadConfig({ FLOODGATE_DATABASE_URL: `sqlite:${join(dir, 'fg.db')}`, FLOODGATE_DATA_DIR: dir, FLOODGATE_LOG_LEVEL: 'silent' }), { logger: pino({ level: 'silent' }), shutdownGraceMs: 300 });
+    await fg.app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (fg.app.server.address() as { port: number }).port;
+    // A slow client: headers started, never finished.
+    const slow = net.connect(port, '127.0.0.1');
+    await new Promise<void>((res) => slow.on('connect', () => { slow.write('POST /api/v1/password-resets HTTP/1.1\r\nHost: x\r\n'); res(); }));
+    const cut = new Promise<void>((res) => slow.on('close', () => res()));
+    const t0 = Date.now();
+    await fg.close();
+    await cut;
+    // Cut after the grace period, not after the 60 s request timeout.
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+  });
+});
