@@ -42,18 +42,39 @@ export async function openTestStorage(dialect: DialectName): Promise<TestStorage
   }
   if (!POSTGRES_URL) throw new Error('FLOODGATE_TEST_POSTGRES_URL is not set');
   const schema = `t_${randomBytes(6).toString('hex')}`;
-  const storage = await openStorage({ kind: 'postgres', url: POSTGRES_URL }, { schema, poolSize: 4 });
+  const storage = await underSchemaLock(() => openStorage({ kind: 'postgres', url: POSTGRES_URL! }, { schema, poolSize: 4 }));
   return {
     storage, dir, dbFile: null,
     drop: async () => {
       await storage.close();
-      const c = new pg.Client({ connectionString: POSTGRES_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
+      await dropTestSchema(schema);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+const SCHEMA_LOCK = 7_215_001;
+
+/**
+ * Parallel test workers create, migrate and drop their schemas in one database. Kysely's migrator
+ * introspects the tables of every schema (pg_get_serial_sequence on each), which fails with
+ * "schema ... does not exist" when another worker drops its schema at that moment. So migrating
+ * and dropping a test schema take one advisory lock. (Tests only: a deployment has one schema.)
+ */
+export async function underSchemaLock<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: POSTGRES_URL ?? undefined });
+  await c.connect();
+  try {
+    await c.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK]);
+    return await fn(c);
+  } finally {
+    await c.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK]).catch(() => {});
+    await c.end();
+  }
+}
+
+export async function dropTestSchema(schema: string): Promise<void> {
+  await underSchemaLock((c) => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`));
 }
 
 export interface Harness {

@@ -8,14 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../kernel/clock.js';
 import { SecretBox } from '../../kernel/crypto.js';
 import { Metrics } from '../../kernel/metrics.js';
 import { openStorage, type Storage } from '../../storage/database.js';
-import { DIALECTS, POSTGRES_URL } from '../../../test/helpers/harness.js';
+import { DIALECTS, dropTestSchema, POSTGRES_URL, underSchemaLock } from '../../../test/helpers/harness.js';
 import { startSmtpSink } from '../../../test/helpers/smtp.js';
 import { enqueueMail } from '../../../test/helpers/courier.js';
 import { SmtpChannel } from './channels/smtp.js';
@@ -35,16 +34,13 @@ async function openTwo(dialect: string): Promise<{ a: Storage; b: Storage; drop(
     return { a, b: a, drop: async () => { await a.close(); rmSync(dir, { recursive: true, force: true }); } };
   }
   const schema = `t_${randomBytes(6).toString('hex')}`;
-  const a = await openStorage({ kind: 'postgres', url: POSTGRES_URL! }, { schema, poolSize: 4 });
+  const a = await underSchemaLock(() => openStorage({ kind: 'postgres', url: POSTGRES_URL! }, { schema, poolSize: 4 }));
   const b = await openStorage({ kind: 'postgres', url: POSTGRES_URL! }, { schema, poolSize: 4, migrate: false });
   return {
     a, b,
     drop: async () => {
       await a.close(); await b.close();
-      const c = new pg.Client({ connectionString: POSTGRES_URL! });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
+      await dropTestSchema(schema);
     },
   };
 }
