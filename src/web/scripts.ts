@@ -25,6 +25,7 @@ async function post(path, body) {
   return { ok: r.ok, status: r.status, json };
 }
 function say(el, message) { if (el) { el.textContent = message; el.hidden = !message; } }
+const TOO_MANY = 'Too many attempts. Wait a minute, then try again.';
 function failed(e) { return e && e.name === 'NotAllowedError' ? 'The passkey request was cancelled or timed out.' : 'This browser could not use a passkey here.'; }
 
 const signin = $('passkey-signin');
@@ -35,10 +36,10 @@ if (signin && supported) {
     say(error, '');
     try {
       const options = await post('/api/v1/sessions/passkey/options', {});
-      if (!options.ok) return say(error, options.status === 429 ? 'Too many attempts. Wait a minute, then try again.' : 'Signing in with a passkey is not possible right now.');
+      if (!options.ok) return say(error, options.status === 429 ? TOO_MANY : 'Signing in with a passkey is not possible right now.');
       const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.json) });
       const r = await post('/api/v1/sessions/passkey', { response: credential.toJSON() });
-      if (!r.ok) return say(error, r.status === 429 ? 'Too many attempts. Wait a minute, then try again.' : 'That passkey did not sign you in.');
+      if (!r.ok) return say(error, r.status === 429 ? TOO_MANY : 'That passkey did not sign you in.');
       location.assign(signin.dataset.next || '/security');
     } catch (e) { say(error, failed(e)); }
   });

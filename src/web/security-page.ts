@@ -191,7 +191,7 @@ ${reauthField(u, `passkey-remove-${k.id}`)}
 <div id="passkey-add" hidden>
 <div class="passkey-form">
 ${field({ id: 'passkey-name', name: 'name', label: 'Name for the new passkey', type: 'text', maxlength: 64, hint: 'So you can tell your passkeys apart, e.g. "work laptop".' })}
-${recentAuth(u) ? '' : field({ id: 'passkey-password', name: 'password', label: 'Your password', type: 'password', autocomplete: 'current-password', maxlength: 1024, hint: 'You signed in more than 10 minutes ago: confirm it is you.' })}
+${reauthField(u, 'passkey-password')}
 <button type="button" id="passkey-add-button">Add a passkey</button>
 <p id="passkey-add-error" class="error" role="alert" hidden></p>
 </div>

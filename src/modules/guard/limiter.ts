@@ -75,6 +75,11 @@ const PREVIOUS = 2;
 const WINDOW_MS = 3;
 const LIMIT = 4;
 
+/** The sliding-window count: the previous window's hits decay linearly across the current one. */
+function weighted(previous: number, current: number, now: number, windowMs: number): number {
+  return previous * (1 - (now % windowMs) / windowMs) + current;
+}
+
 /**
  * In-process limiter: the windows of up to `maxKeys` keys (rounded up to a power of two) in a
  * FixedTable, 8 MB allocated once. Under pressure a new key evicts, within its bucket, the
@@ -98,7 +103,7 @@ export class MemoryRateLimiter implements RateLimiter {
     const w = t.get(slot, WINDOW);
     const cur = w === window ? t.get(slot, CURRENT) : 0;
     const prev = w === window ? t.get(slot, PREVIOUS) : w === window - 1 ? t.get(slot, CURRENT) : 0;
-    return (prev * (1 - (now % ms) / ms) + cur) / t.get(slot, LIMIT);
+    return weighted(prev, cur, now, ms) / t.get(slot, LIMIT);
   }
 
   /** The slot of a key under a rule, rolled forward to the current window. */
@@ -132,7 +137,7 @@ export class MemoryRateLimiter implements RateLimiter {
   async hit(key: string, rule: LimitRule, cost = 1): Promise<LimitResult> {
     const now = this.clock.now();
     const slot = this.slotOf(key, rule, now, true)!;
-    const count = slot.previous * (1 - (now % rule.windowMs) / rule.windowMs) + slot.current;
+    const count = weighted(slot.previous, slot.current, now, rule.windowMs);
     if (count + cost > rule.limit) {
       return { allowed: false, count, retryAfterMs: retryAfter(slot, rule, now, cost) };
     }
@@ -143,7 +148,7 @@ export class MemoryRateLimiter implements RateLimiter {
   async peek(key: string, rule: LimitRule): Promise<number> {
     const now = this.clock.now();
     const slot = this.slotOf(key, rule, now, false);
-    return slot ? slot.previous * (1 - (now % rule.windowMs) / rule.windowMs) + slot.current : 0;
+    return slot ? weighted(slot.previous, slot.current, now, rule.windowMs) : 0;
   }
 
   async reset(key: string): Promise<void> {

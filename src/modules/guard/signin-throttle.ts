@@ -39,7 +39,6 @@ export class GuardSignInThrottle implements SignInThrottle {
     private readonly clock: Clock,
   ) {}
 
-
   async check(key: string, ctx: RequestContext): Promise<number | null> {
     const now = this.clock.now();
     const ip = sourceKey(ctx.ip);
