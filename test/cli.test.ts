@@ -1,17 +1,14 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { CLI, runCli } from './helpers/cli.js';
 import { loadConfig } from '../src/config/schema.js';
 import { createServices } from '../src/main.js';
 import pino from 'pino';
 
-const ROOT = new URL('..', import.meta.url).pathname;
-// Runs the TypeScript CLI through tsx's loader, by absolute path (the cwd is a scratch directory).
-const CLI = ['--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'src/cli/index.ts')];
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FLOODGATE_')));
@@ -19,7 +16,7 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 function run(args: string[], env: Record<string, string>, input?: string) {
-  return spawnSync(process.execPath, [...CLI, ...args], { cwd: mkdtempSync(join(tmpdir(), 'fg-cli-')), env: cleanEnv(env), encoding: 'utf8', input, timeout: 60_000 });
+  return runCli(args, cleanEnv(env), input);
 }
 
 function freePort(): Promise<number> {
@@ -31,48 +28,49 @@ describe('floodgate CLI', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'fg-cli-data-'));
   const env = { FLOODGATE_DATABASE_URL: `sqlite:${join(dir, 'fg.db')}`, FLOODGATE_DATA_DIR: dir };
 
-  it('stops on a bad configuration with a message naming the variable, without a stack trace', () => {
-    const r = run(['serve'], { FLOODGATE_PUBLIC_URL: 'not a url', FLOODGATE_PORT: 'eighty' });
+  it('stops on a bad configuration with a message naming the variable, without a stack trace', async () => {
+    const r = await run(['serve'], { FLOODGATE_PUBLIC_URL: 'not a url', FLOODGATE_PORT: 'eighty' });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/FLOODGATE_PUBLIC_URL: is not a URL/);
     expect(r.stderr).toMatch(/FLOODGATE_PORT: must be a port number/);
     expect(r.stderr).not.toMatch(/\s+at .+\.(js|ts):\d+/);
   });
 
-  it('prints help for every command', () => {
-    for (const args of [['--help'], ['serve', '--help'], ['migrate', '--help'], ['users', 'import', '--help'], ['operators', 'create', '--help'], ['config', '--help']]) {
-      const r = run(args, {});
-      expect(r.status, args.join(' ')).toBe(0);
-      expect(r.stdout).toMatch(/Usage: floodgate/);
-    }
+  it('prints help for every command', async () => {
+    const commands = [['--help'], ['serve', '--help'], ['migrate', '--help'], ['users', 'import', '--help'], ['operators', 'create', '--help'], ['config', '--help']];
+    const results = await Promise.all(commands.map((args) => run(args, {})));
+    commands.forEach((args, i) => {
+      expect(results[i]!.status, args.join(' ')).toBe(0);
+      expect(results[i]!.stdout).toMatch(/Usage: floodgate/);
+    });
   });
 
   it('migrates, imports users from a file and creates operator tokens that the API accepts', async () => {
-    expect(run(['migrate'], env).stdout).toMatch(/applied: 0001-foundation|up to date/);
-    expect(run(['migrate'], env).stdout).toMatch(/up to date/);
+    expect((await run(['migrate'], env)).stdout).toMatch(/applied: 0001-foundation|up to date/);
+    expect((await run(['migrate'], env)).stdout).toMatch(/up to date/);
     const file = join(dir, 'users.ndjson');
     writeFileSync(file, '{"email":"cli1@example.test","password":"cli passphrase 1"}\n{"email":"cli2@example.test","password":"x"}\n');
-    const imp = run(['users', 'import', file], env);
+    const imp = await run(['users', 'import', file], env);
     expect(imp.status).toBe(1);
     expect(JSON.parse(imp.stdout)).toMatchObject({ imported: 1, failed: 1, errors: [{ line: 2 }] });
-    const op = run(['operators', 'create', 'alice'], env);
+    const op = await run(['operators', 'create', 'alice'], env);
     expect(op.status).toBe(0);
     const token = op.stdout.trim();
     expect(token).toMatch(/^fgo_/);
-    expect(run(['operators', 'create', 'alice'], env).status).toBe(1);
+    expect((await run(['operators', 'create', 'alice'], env)).status).toBe(1);
     const s = await createServices(loadConfig(env), { logger: pino({ level: 'silent' }) });
     try {
       expect(await s.operators.authenticate(token)).toMatchObject({ name: 'alice' });
       expect(await s.accounts.findByEmail('cli1@example.test')).toBeTruthy();
-      expect(run(['operators', 'revoke', 'alice'], env).status).toBe(0);
+      expect((await run(['operators', 'revoke', 'alice'], env)).status).toBe(0);
       expect(await s.operators.authenticate(token)).toBeNull();
     } finally {
       await s.storage.close();
     }
   });
 
-  it.runIf(process.env.FLOODGATE_TEST_REDIS_URL)('ends one-shot commands when Redis is configured (connections closed)', () => {
-    const r = run(['operators', 'create', 'redis-op'], { ...env, FLOODGATE_REDIS_URL: process.env.FLOODGATE_TEST_REDIS_URL! });
+  it.runIf(process.env.FLOODGATE_TEST_REDIS_URL)('ends one-shot commands when Redis is configured (connections closed)', async () => {
+    const r = await run(['operators', 'create', 'redis-op'], { ...env, FLOODGATE_REDIS_URL: process.env.FLOODGATE_TEST_REDIS_URL! });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^fgo_/);
   });

@@ -1,17 +1,13 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { openStorage } from '../../src/storage/database.js';
-
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = ['--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'src/cli/index.ts')];
 
 function run(args: string[], env: Record<string, string>) {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FLOODGATE_')));
-  return spawnSync(process.execPath, [...CLI, ...args], { cwd: mkdtempSync(join(tmpdir(), 'fg-cli-')), env: { ...base, FLOODGATE_LOG_LEVEL: 'warn', ...env }, encoding: 'utf8', timeout: 60_000 });
+  return runCli(args, { ...base, FLOODGATE_LOG_LEVEL: 'warn', ...env });
 }
 
 describe('floodgate operators grant / revoke-grant', () => {
@@ -20,15 +16,15 @@ describe('floodgate operators grant / revoke-grant', () => {
     const env = { FLOODGATE_DATABASE_URL: `sqlite:${join(dir, 'fg.db')}`, FLOODGATE_DATA_DIR: dir };
     const file = join(dir, 'users.ndjson');
     writeFileSync(file, '{"email":"ops@example.test","password":"console cli passphrase 1"}\n');
-    expect(run(['users', 'import', file], env).status).toBe(0);
+    expect((await run(['users', 'import', file], env)).status).toBe(0);
 
-    const help = run(['operators', 'grant', '--help'], env);
+    const help = await run(['operators', 'grant', '--help'], env);
     expect(help.stdout).toMatch(/Usage: floodgate operators grant/);
-    const unknown = run(['operators', 'grant', 'nobody@example.test'], env);
+    const unknown = await run(['operators', 'grant', 'nobody@example.test'], env);
     expect(unknown.status).toBe(1);
     expect(unknown.stderr).toMatch(/No account has the address nobody@example.test/);
 
-    const g = run(['operators', 'grant', 'ops@example.test'], env);
+    const g = await run(['operators', 'grant', 'ops@example.test'], env);
     expect(g.status).toBe(0);
     expect(g.stdout).toBe('granted the console operator role to ops@example.test\n');
     expect(g.stderr).toMatch(/no two-step verification yet/);
@@ -43,10 +39,10 @@ describe('floodgate operators grant / revoke-grant', () => {
       await storage.close();
     }
 
-    const r = run(['operators', 'revoke-grant', 'ops@example.test'], env);
+    const r = await run(['operators', 'revoke-grant', 'ops@example.test'], env);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('revoked the console operator role of ops@example.test\n');
-    const again = run(['operators', 'revoke-grant', 'ops@example.test'], env);
+    const again = await run(['operators', 'revoke-grant', 'ops@example.test'], env);
     expect(again.status).toBe(1);
     expect(again.stdout).toMatch(/has no console operator role/);
   }, 120_000);
