@@ -81,7 +81,8 @@ export class MemoryGuardStore implements GuardStore {
   // account with the fewest failures, so junk emails cannot push a victim's count out.
   private readonly accountFailures = new FixedTable(131_072, 2);
 
-  constructor(private readonly clock: Clock) {
+  /** `sketchSeed` fixes the distinct-count hash (tests only; the default is a secret per-process seed). */
+  constructor(private readonly clock: Clock, private readonly opts: { sketchSeed?: number } = {}) {
     this.limiter = new MemoryRateLimiter(clock);
   }
 
@@ -119,7 +120,7 @@ export class MemoryGuardStore implements GuardStore {
   private sketch(key: string, ttlMs: number): HyperLogLog {
     let h = this.live(this.sketches, key);
     if (!h) {
-      h = new HyperLogLog();
+      h = new HyperLogLog(this.opts.sketchSeed);
       this.sketches.set(key, { v: h, until: this.clock.now() + ttlMs });
     }
     return h;
