@@ -27,25 +27,29 @@ interface SourceRule {
   rule: LimitRule;
 }
 
-/** Declarative per-source and per-network limits. Per-account limits live with each flow. */
+/**
+ * Declarative per-source and per-network limits. Per-account limits live with each flow. They
+ * limit attempts (`countRefused`): a source or network that keeps sending past its limit stays
+ * refused, instead of getting a request through each time the window slides.
+ */
 export const SOURCE_LIMITS: Record<Flow, SourceRule[]> = {
   reset: [
-    { scope: 'source', rule: { windowMs: MINUTE, limit: 10 } },
-    { scope: 'source', rule: { windowMs: HOUR, limit: 60 } },
-    { scope: 'network', rule: { windowMs: MINUTE, limit: 120 } },
+    { scope: 'source', rule: { windowMs: MINUTE, limit: 10, countRefused: true } },
+    { scope: 'source', rule: { windowMs: HOUR, limit: 60, countRefused: true } },
+    { scope: 'network', rule: { windowMs: MINUTE, limit: 120, countRefused: true } },
   ],
   signup: [
-    { scope: 'source', rule: { windowMs: MINUTE, limit: 10 } },
-    { scope: 'source', rule: { windowMs: HOUR, limit: 60 } },
-    { scope: 'network', rule: { windowMs: MINUTE, limit: 120 } },
+    { scope: 'source', rule: { windowMs: MINUTE, limit: 10, countRefused: true } },
+    { scope: 'source', rule: { windowMs: HOUR, limit: 60, countRefused: true } },
+    { scope: 'network', rule: { windowMs: MINUTE, limit: 120, countRefused: true } },
   ],
   signin: [
-    { scope: 'source', rule: { windowMs: MINUTE, limit: 30 } },
-    { scope: 'network', rule: { windowMs: MINUTE, limit: 300 } },
+    { scope: 'source', rule: { windowMs: MINUTE, limit: 30, countRefused: true } },
+    { scope: 'network', rule: { windowMs: MINUTE, limit: 300, countRefused: true } },
   ],
   verify_resend: [
-    { scope: 'source', rule: { windowMs: MINUTE, limit: 5 } },
-    { scope: 'source', rule: { windowMs: HOUR, limit: 30 } },
+    { scope: 'source', rule: { windowMs: MINUTE, limit: 5, countRefused: true } },
+    { scope: 'source', rule: { windowMs: HOUR, limit: 30, countRefused: true } },
   ],
 };
 

@@ -12,6 +12,14 @@ export interface LimitRule {
   windowMs: number;
   /** Hits allowed per window. */
   limit: number;
+  /**
+   * Count refused hits too, up to twice the limit. Without it a client that keeps sending past
+   * the limit gets one request through each time the sliding window has decayed by one hit (every
+   * half second at 120 a minute); with it, what is limited is the rate of attempts, so a source
+   * or network that keeps hammering stays refused, and one that stops is let in again within a
+   * window and a half at most (the cap bounds how long a burst is remembered).
+   */
+  countRefused?: boolean;
 }
 
 export interface LimitResult {
@@ -139,7 +147,12 @@ export class MemoryRateLimiter implements RateLimiter {
     const slot = this.slotOf(key, rule, now, true)!;
     const count = weighted(slot.previous, slot.current, now, rule.windowMs);
     if (count + cost > rule.limit) {
-      return { allowed: false, count, retryAfterMs: retryAfter(slot, rule, now, cost) };
+      let current = slot.current;
+      if (rule.countRefused && current < 2 * rule.limit) {
+        current = Math.min(current + cost, 2 * rule.limit);
+        this.table.set(slot.index, CURRENT, current);
+      }
+      return { allowed: false, count, retryAfterMs: retryAfterMs(slot.window, current, slot.previous, rule, now, cost) };
     }
     this.table.set(slot.index, CURRENT, slot.current + cost);
     return { allowed: true, count: count + cost, retryAfterMs: 0 };
@@ -157,10 +170,20 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 }
 
-/** Time until the weighted count falls enough for `cost` more (the previous window decays linearly). */
-function retryAfter(slot: Slot, rule: LimitRule, now: number, cost: number): number {
-  const windowStart = slot.window * rule.windowMs;
-  if (slot.current + cost > rule.limit) return windowStart + rule.windowMs - now + 1;
-  const need = slot.previous * (1 - (now - windowStart) / rule.windowMs) + slot.current + cost - rule.limit;
-  return Math.max(1, Math.ceil((need / Math.max(slot.previous, 1)) * rule.windowMs));
+/**
+ * ms until `cost` more hits would be allowed if nothing else arrives. Either in this window, once
+ * the previous window has decayed enough, or, when this window alone is already too full, in the
+ * next one, where this window's count becomes the decaying previous: waiting only for the window
+ * to end would send a client back while it is still refused. Shared by both stores.
+ */
+export function retryAfterMs(window: number, current: number, previous: number, rule: LimitRule, now: number, cost: number): number {
+  const ms = rule.windowMs;
+  const start = window * ms;
+  let at: number;
+  if (current + cost <= rule.limit) at = start + ms * (1 - (rule.limit - current - cost) / Math.max(previous, 1e-9));
+  else if (cost > rule.limit) return 2 * ms; // can never fit; a full two windows is the honest bound
+  else at = start + ms + ms * Math.max(0, 1 - (rule.limit - cost) / current);
+  // One ms past the exact point, so that rounding in the weighted count cannot refuse a client
+  // that came back on time.
+  return Math.max(1, Math.ceil(at - now) + 1);
 }

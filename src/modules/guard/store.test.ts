@@ -22,8 +22,6 @@ describe.each(STORES)('guard store (%s)', (kind) => {
     for (let i = 0; i < 3; i++) expect((await s.hit('ip:1', rule)).allowed).toBe(true);
     const refused = await s.hit('ip:1', rule);
     expect(refused.allowed).toBe(false);
-    expect(refused.retryAfterMs).toBeGreaterThan(0);
-    expect(refused.retryAfterMs).toBeLessThanOrEqual(MINUTE + 1);
     expect((await s.hit('ip:2', rule)).allowed).toBe(true);
     // Half a window later the previous window still weighs half: 3 * 0.5 = 1.5, so one more fits.
     clock.advance(MINUTE + MINUTE / 2);
@@ -31,6 +29,57 @@ describe.each(STORES)('guard store (%s)', (kind) => {
     expect((await s.hit('ip:1', rule)).allowed).toBe(false);
     clock.advance(2 * MINUTE);
     expect(await s.peek('ip:1', rule)).toBe(0);
+  });
+
+  it('says when to come back, exactly, even when the full window still weighs on the next one', async () => {
+    const start = Date.UTC(2026, 0, 1, 0, 0, 0);
+    const rule = { windowMs: MINUTE, limit: 3 };
+    // Full at the start of a window: the window's end is not enough, since its 3 hits then weigh
+    // on the next window until a third of it has passed (3 * 2/3 + 1 = 3): 80 s.
+    // Hits at 0 s and 50 s, one more at 65 s (2 * 11/12 + 1 <= 3), refused at 70 s: the previous
+    // window decays until 2 * (1 - f) + 1 + 1 <= 3, f = 1/2: 90 s.
+    for (const [hits, refusedAt, expected] of [[[0, 0, 0], 0, 80_000], [[0, 50_000, 65_000], 70_000, 90_000]] as const) {
+      const clock = new ManualClock(start);
+      const s = open(kind, clock);
+      for (const at of hits) {
+        clock.set(start + at);
+        expect((await s.hit('ip:1', rule)).allowed).toBe(true);
+      }
+      clock.set(start + refusedAt);
+      const refused = await s.hit('ip:1', rule);
+      expect(refused.allowed).toBe(false);
+      expect(Math.abs(start + refusedAt + refused.retryAfterMs - (start + expected))).toBeLessThanOrEqual(2);
+      clock.set(start + expected - 50);
+      expect((await s.hit('ip:1', rule)).allowed).toBe(false);
+      clock.set(start + refusedAt + refused.retryAfterMs);
+      expect((await s.hit('ip:1', rule)).allowed).toBe(true);
+    }
+  });
+
+  it('keeps a client that hammers past the limit refused when refused hits count, and lets it back once it stops', async () => {
+    const start = Date.UTC(2026, 0, 1, 0, 0, 0);
+    const clock = new ManualClock(start);
+    const s = open(kind, clock);
+    const counting = { windowMs: MINUTE, limit: 120, countRefused: true };
+    const plain = { windowMs: MINUTE, limit: 120 };
+    // 20 requests a second for 3 minutes, across two window boundaries.
+    const admitted = { counting: 0, plain: 0 };
+    let lastRefusal = 0;
+    for (let t = 0; t < 3 * MINUTE; t += 50) {
+      clock.set(start + t);
+      const c = await s.hit('net:a', counting);
+      if (c.allowed) admitted.counting++;
+      else lastRefusal = c.retryAfterMs;
+      if ((await s.hit('net:b', plain)).allowed) admitted.plain++;
+    }
+    // Without counting refusals the sliding window lets one through every half second once it
+    // decays: about 120 a minute after the first. Counting attempts: the first 120, then none.
+    expect(admitted.counting).toBe(120);
+    expect(admitted.plain).toBeGreaterThan(300);
+    // It stops: back in at the promised time (the burst is remembered at twice the limit at most).
+    clock.set(start + 3 * MINUTE - 50 + lastRefusal);
+    expect((await s.hit('net:a', counting)).allowed).toBe(true);
+    expect(lastRefusal).toBeLessThanOrEqual(1.5 * MINUTE + 2);
   });
 
   it('counts distinct members approximately and keeps heavy hitters', async () => {

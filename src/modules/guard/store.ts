@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../kernel/clock.js';
-import { BoundedLru, MemoryRateLimiter, RESET_WINDOWS, type LimitResult, type LimitRule, type RateLimiter } from './limiter.js';
+import { BoundedLru, MemoryRateLimiter, RESET_WINDOWS, retryAfterMs, type LimitResult, type LimitRule, type RateLimiter } from './limiter.js';
 import { FixedTable } from './fixed-table.js';
 import { HyperLogLog, SpaceSaving } from './sketch.js';
 
@@ -203,11 +203,17 @@ local cost = tonumber(ARGV[2])
 local frac = tonumber(ARGV[3])
 local count = prev * (1 - frac) + cur
 if count + cost > limit then
-  return {0, tostring(count), cur, prev}
+  -- countRefused (ARGV[5] is the cap, 0 without): see LimitRule.countRefused.
+  local cap = tonumber(ARGV[5])
+  if cap > 0 and cur < cap then
+    cur = math.min(cur + cost, cap)
+    redis.call('SET', KEYS[1], tostring(cur), 'PX', ARGV[4])
+  end
+  return {0, tostring(count), tostring(cur), tostring(prev)}
 end
 redis.call('INCRBYFLOAT', KEYS[1], cost)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {1, tostring(count + cost), cur + cost, prev}
+return {1, tostring(count + cost), tostring(cur + cost), tostring(prev)}
 `;
 
 // Heavy hitters in a sorted set kept to 64 members (the smallest are trimmed): bounded whatever arrives.
@@ -248,16 +254,10 @@ export class RedisGuardStore implements GuardStore {
     const w = Math.floor(now / rule.windowMs);
     const frac = (now % rule.windowMs) / rule.windowMs;
     const base = `rl:${rule.windowMs}:${key}`;
-    const [ok, count, cur, prev] = (await (this.redis as any).fgHit(this.k(`${base}:${w}`), this.k(`${base}:${w - 1}`), rule.limit, cost, frac, rule.windowMs * 2)) as [number, string, number, number];
+    const cap = rule.countRefused ? 2 * rule.limit : 0;
+    const [ok, count, cur, prev] = (await (this.redis as any).fgHit(this.k(`${base}:${w}`), this.k(`${base}:${w - 1}`), rule.limit, cost, frac, rule.windowMs * 2, cap)) as [number, string, string, string];
     if (ok === 1) return { allowed: true, count: Number(count), retryAfterMs: 0 };
-    const windowStart = w * rule.windowMs;
-    let retryAfterMs: number;
-    if (Number(cur) + cost > rule.limit) retryAfterMs = windowStart + rule.windowMs - now + 1;
-    else {
-      const need = Number(count) + cost - rule.limit;
-      retryAfterMs = Math.max(1, Math.ceil((need / Math.max(Number(prev), 1)) * rule.windowMs));
-    }
-    return { allowed: false, count: Number(count), retryAfterMs };
+    return { allowed: false, count: Number(count), retryAfterMs: retryAfterMs(w, Number(cur), Number(prev), rule, now, cost) };
   }
 
   async peek(key: string, rule: LimitRule): Promise<number> {
