@@ -57,6 +57,26 @@ describe('proof-of-work challenges', () => {
     expect(await challenges.verify('reset', latePayload)).toBe('expired');
   });
 
+  it('hands out ready challenges only while fresh: each lives its TTL less at most a second', async () => {
+    const { challenges, clock } = service();
+    const seen = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      const c = await challenges.create('reset', 1);
+      const exp = c.parameters.data!.exp as number;
+      expect(exp).toBeLessThanOrEqual(clock.now() + CHALLENGE_TTL_MS);
+      expect(exp).toBeGreaterThan(clock.now() + CHALLENGE_TTL_MS - 1_000);
+      seen.add(c.signature!);
+      clock.advance(7);
+    }
+    expect(seen.size).toBe(500);
+    // After a quiet spell the first challenge is made on the spot, with the full TTL; a new cost
+    // (the pressure rose) is never answered from the old cost's batch.
+    clock.advance(5_000);
+    expect((await challenges.create('reset', 1)).parameters.data!.exp).toBe(clock.now() + CHALLENGE_TTL_MS);
+    expect((await challenges.create('reset', 3)).parameters.cost).toBe(300);
+    expect((await challenges.create('signup', 1)).parameters.data!.flow).toBe('signup');
+  });
+
   it('refuses a tampered challenge and a lowered cost', async () => {
     const { challenges } = service();
     const c = await challenges.create('reset', 4);

@@ -20,6 +20,9 @@ const KEY_PREFIX = '000';
 /** PBKDF2 iterations per try at pressure 1 (about half a second in a browser), up to 16x under attack. */
 const BASE_COST = 100;
 const MAX_FACTOR = 16;
+/** How long a batch of ready challenges is handed out, and the largest batch (see `create`). */
+const POOL_FRESH_MS = 1_000;
+const POOL_MAX = 64;
 
 export interface ChallengePayload {
   challenge: Challenge;
@@ -30,6 +33,8 @@ export type VerifyOutcome = 'ok' | 'malformed' | 'invalid' | 'expired' | 'wrong_
 
 export class ChallengeService {
   private readonly signKey: string;
+  /** Ready challenges per flow and cost: a handful of keys (four flows, sixteen costs at most). */
+  private readonly pools = new Map<string, { made: number; items: Challenge[]; batch: number }>();
   constructor(
     secretKey: Buffer,
     private readonly clock: Clock,
@@ -44,7 +49,33 @@ export class ChallengeService {
     return Math.round(BASE_COST * Math.min(MAX_FACTOR, Math.max(1, pressure)));
   }
 
+  /**
+   * A fresh challenge for `flow`. Under a flood every answer carries one, so they are made in
+   * batches: making one is a few microseconds in a warm loop but several times that alone in the
+   * middle of a request (a cold HMAC context, cold code), as the flood profile showed. A batch is
+   * handed out for at most POOL_FRESH_MS, so every challenge lives its full TTL less at most that;
+   * its size doubles while demand empties batches while they are fresh, and falls back to one
+   * when they go stale (a trickle of challenged requests wastes nothing). Each challenge is
+   * handed out once; its random nonce and salt make it unique.
+   */
   async create(flow: string, pressure: number): Promise<Challenge> {
+    const cost = this.costFor(pressure);
+    const now = this.clock.now();
+    const key = `${flow}:${cost}`;
+    let pool = this.pools.get(key);
+    if (!pool) this.pools.set(key, (pool = { made: now, items: [], batch: 1 }));
+    const fresh = now >= pool.made && now - pool.made < POOL_FRESH_MS;
+    if (!fresh || pool.items.length === 0) {
+      // Emptied while fresh: demand is high, make more at once. Stale: demand is low, make one.
+      pool.batch = fresh ? Math.min(POOL_MAX, pool.batch * 2) : 1;
+      pool.made = now;
+      pool.items.length = 0;
+      for (let i = 0; i < pool.batch; i++) pool.items.push(this.make(flow, cost, now));
+    }
+    return pool.items.pop()!;
+  }
+
+  private make(flow: string, cost: number, now: number): Challenge {
     // The parameters altcha-lib's createChallenge makes (random 16-byte nonce and salt, keys in
     // sorted order, as its canonical JSON requires), built here, and signed with node:crypto's
     // HMAC, which is what the library's signing computes (HMAC-SHA-256 of the parameters' JSON
@@ -55,8 +86,8 @@ export class ChallengeService {
     const random = randomBytesPooled(32);
     const parameters: Challenge['parameters'] = {
       algorithm: 'PBKDF2/SHA-256',
-      cost: this.costFor(pressure),
-      data: { exp: this.clock.now() + CHALLENGE_TTL_MS, flow },
+      cost,
+      data: { exp: now + CHALLENGE_TTL_MS, flow },
       keyLength: 32,
       keyPrefix: KEY_PREFIX,
       nonce: random.toString('hex', 0, 16),

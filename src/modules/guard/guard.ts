@@ -139,8 +139,9 @@ export class Guard {
         return { kind: 'throttle', retryAfterS: Math.max(1, Math.ceil(r.retryAfterMs / 1000)) };
       }
     }
-    await this.record(flow, ip, net, req.target ?? null);
-    const state = await this.evaluate(flow);
+    await this.d.store.observe(`w:${flow}:${this.win(this.d.clock.now())}`, { ip, net, target: req.target ?? null }, KEEP_MS);
+    // The cached evaluation without a promise hop (every request of a flood reads it).
+    const state = this.cached(flow) ?? (await this.evaluate(flow));
     const mode = state.override ?? state.state.mode;
     let solved = false;
     if (req.altcha !== undefined && req.altcha !== null && req.altcha !== '') {
@@ -160,11 +161,6 @@ export class Guard {
     if (d.kind === 'throttle') throw new AppError('rate_limited', 'Too many requests from your network. Try again later.', { headers: { 'retry-after': String(d.retryAfterS) } });
     if (d.kind === 'challenge') throw new AppError('challenge_required', 'Solve the proof-of-work challenge and repeat the request with `altcha`.', { extra: { challenge: d.challenge } });
     return { mode: d.mode, solved: d.solved };
-  }
-
-  private async record(flow: Flow, ip: string, net: string, target: string | null): Promise<void> {
-    const w = this.win(this.d.clock.now());
-    await this.d.store.observe(`w:${flow}:${w}`, { ip, net, target }, KEEP_MS);
   }
 
   /** After the target is resolved (asynchronously, off the request path): known or unknown. */
@@ -199,10 +195,16 @@ export class Guard {
    * should meet the challenge within a few hundred requests): pressure from the current and the
    * previous window, the mode machine, and the baseline (learned once per window, from calm ones).
    */
+  private cached(flow: Flow): Cached | undefined {
+    const now = this.d.clock.now();
+    const c = this.cache.get(flow);
+    return c && now - c.at < EVALUATE_EVERY_MS && now >= c.at ? c : undefined;
+  }
+
   async evaluate(flow: Flow, force = false): Promise<Cached> {
     const now = this.d.clock.now();
-    const cached = this.cache.get(flow);
-    if (!force && cached && now - cached.at < EVALUATE_EVERY_MS && now >= cached.at) return cached;
+    const cached = force ? undefined : this.cached(flow);
+    if (cached) return cached;
     const policy = this.policy(flow);
     const w = this.win(now);
     const [{ state, override, baseline }, cur, prev] = await Promise.all([this.readState(flow), this.stats(flow, w), this.stats(flow, w - 1)]);

@@ -120,6 +120,26 @@ describe.each(STORES)('guard store (%s)', (kind) => {
   });
 });
 
+describe('memory guard store observations', () => {
+  it('applies waiting observations before any read, and lets them expire from the time they were made', async () => {
+    const clock = new ManualClock();
+    const s = new MemoryGuardStore(clock, { sketchSeed: 0x5eed });
+    await s.observe('w:a', { ip: '192.0.2.1', net: '192.0.2.0/24', target: 't@example.test' }, MINUTE);
+    await s.observe('w:b', { ip: '192.0.2.2', net: '192.0.2.0/24', target: null }, MINUTE);
+    await s.observe('w:a', { ip: '192.0.2.3', net: '192.0.2.0/24', target: null }, MINUTE);
+    expect(await s.counter('w:a:req')).toBe(2);
+    expect(await s.pfcount('w:a:src')).toBe(2);
+    expect(await s.pfcount('w:a:tgt')).toBe(1);
+    expect(await s.pfcount('w:b:tgt')).toBe(0);
+    expect((await s.top('w:b:topsrc', 1))[0]).toMatchObject({ item: '192.0.2.2', count: 1 });
+    // Made, then read only after its time: gone, as if it had been applied at once.
+    await s.observe('w:c', { ip: '192.0.2.4', net: '192.0.2.0/24', target: null }, MINUTE);
+    clock.advance(MINUTE + 1);
+    expect(await s.counter('w:c:req')).toBe(0);
+    expect(await s.pfcount('w:c:src')).toBe(0);
+  });
+});
+
 describe('memory guard store bounds', () => {
   it('keeps memory bounded past its key caps', async () => {
     const clock = new ManualClock();

@@ -62,6 +62,9 @@ export function failureTtlMs(failures: number, ttl: FailureTtl): number {
   return Math.min(ttl.maxMs, ttl.firstMs * 2 ** Math.min(40, Math.max(0, failures - 1)));
 }
 
+/** Observations applied together at most (see MemoryGuardStore.observe). */
+const OBSERVE_BATCH = 256;
+
 const FAILURES = 0;
 const LAST = 1;
 
@@ -107,6 +110,7 @@ export class MemoryGuardStore implements GuardStore {
   }
 
   async incr(key: string, by: number, ttlMs: number): Promise<void> {
+    this.flush();
     this.add(key, by, ttlMs);
   }
   private add(key: string, by: number, ttlMs: number): void {
@@ -133,27 +137,70 @@ export class MemoryGuardStore implements GuardStore {
     }
     return t;
   }
+  /**
+   * Observations are applied in batches: a flood observes every request, and applying one alone
+   * in the middle of a request (six table lookups, cold code) cost several times what it costs in
+   * a loop. Every method that reads or writes the windows' counters, sketches or tables applies
+   * what is pending first, so no reader ever sees a stale count; at most OBSERVE_BATCH wait.
+   */
+  private readonly pending: { key: string; ip: string; net: string; target: string | null; until: number }[] = [];
   async observe(key: string, r: { ip: string; net: string; target: string | null }, ttlMs: number): Promise<void> {
-    this.add(`${key}:req`, 1, ttlMs);
-    this.sketch(`${key}:src`, ttlMs).add(r.ip);
-    this.sketch(`${key}:net`, ttlMs).add(r.net);
-    if (r.target) this.sketch(`${key}:tgt`, ttlMs).add(r.target);
-    this.topTable(`${key}:topsrc`, ttlMs).add(r.ip);
-    this.topTable(`${key}:topnet`, ttlMs).add(r.net);
+    // Expiry from the time of the observation, so applying it later does not make it live longer.
+    this.pending.push({ key, ip: r.ip, net: r.net, target: r.target, until: this.clock.now() + ttlMs });
+    if (this.pending.length >= OBSERVE_BATCH) this.flush();
+  }
+  private flush(): void {
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    // Observations come in runs of one window key: look its structures up once per run.
+    const now = this.clock.now();
+    let at = '';
+    let until = 0;
+    let run = 0;
+    let src!: HyperLogLog, net!: HyperLogLog, topsrc!: SpaceSaving, topnet!: SpaceSaving;
+    let tgt: HyperLogLog | null = null;
+    for (const o of pending) {
+      if (o.until <= now) continue; // expired while it waited
+      if (o.key !== at) {
+        if (run > 0) this.add(`${at}:req`, run, until - now);
+        at = o.key;
+        run = 0;
+        const ttlMs = o.until - now;
+        src = this.sketch(`${at}:src`, ttlMs);
+        net = this.sketch(`${at}:net`, ttlMs);
+        tgt = null;
+        topsrc = this.topTable(`${at}:topsrc`, ttlMs);
+        topnet = this.topTable(`${at}:topnet`, ttlMs);
+      }
+      run++;
+      until = o.until;
+      src.add(o.ip);
+      net.add(o.net);
+      if (o.target) (tgt ??= this.sketch(`${at}:tgt`, o.until - now)).add(o.target);
+      topsrc.add(o.ip);
+      topnet.add(o.net);
+    }
+    if (run > 0) this.add(`${at}:req`, run, until - now);
+    pending.length = 0;
   }
   async counter(key: string): Promise<number> {
+    this.flush();
     return this.live(this.counters, key) ?? 0;
   }
   async pfadd(key: string, member: string, ttlMs: number): Promise<void> {
+    this.flush();
     this.sketch(key, ttlMs).add(member);
   }
   async pfcount(key: string): Promise<number> {
+    this.flush();
     return this.live(this.sketches, key)?.count() ?? 0;
   }
   async topAdd(key: string, member: string, ttlMs: number): Promise<void> {
+    this.flush();
     this.topTable(key, ttlMs).add(member);
   }
   async top(key: string, n: number): Promise<{ item: string; count: number }[]> {
+    this.flush();
     return (this.live(this.tops, key)?.top(n) ?? []).map(({ item, count }) => ({ item, count }));
   }
   async once(key: string, ttlMs: number): Promise<boolean> {
