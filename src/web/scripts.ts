@@ -28,51 +28,48 @@ function say(el, message) { if (el) { el.textContent = message; el.hidden = !mes
 const TOO_MANY = 'Too many attempts. Wait a minute, then try again.';
 function failed(e) { return e && e.name === 'NotAllowedError' ? 'The passkey request was cancelled or timed out.' : 'This browser could not use a passkey here.'; }
 
-const signin = $('passkey-signin');
-if (signin && supported) {
-  signin.hidden = false;
-  const error = $('passkey-signin-error');
-  $('passkey-signin-button').addEventListener('click', async () => {
+// A passkey section (#ID, with #ID-button and #ID-error) shown where the browser can use passkeys:
+// its button runs \`run\`, and whatever goes wrong is said in its error line.
+function passkeySection(id, run) {
+  const section = $(id);
+  if (!section || !supported) return;
+  section.hidden = false;
+  const error = $(id + '-error');
+  $(id + '-button').addEventListener('click', async () => {
     say(error, '');
-    try {
-      const options = await post('/api/v1/sessions/passkey/options', {});
-      if (!options.ok) return say(error, options.status === 429 ? TOO_MANY : 'Signing in with a passkey is not possible right now.');
-      const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.json) });
-      const r = await post('/api/v1/sessions/passkey', { response: credential.toJSON() });
-      if (!r.ok) return say(error, r.status === 429 ? TOO_MANY : 'That passkey did not sign you in.');
-      location.assign(signin.dataset.next || '/security');
-    } catch (e) { say(error, failed(e)); }
+    try { await run(section, (message) => say(error, message)); } catch (e) { say(error, failed(e)); }
   });
 }
 
-const add = $('passkey-add');
-if (add && supported) {
-  add.hidden = false;
-  const error = $('passkey-add-error');
-  $('passkey-add-button').addEventListener('click', async () => {
-    say(error, '');
-    const password = $('passkey-password');
-    const name = $('passkey-name');
-    try {
-      const options = await post('/api/v1/me/passkeys/registration/options', password && password.value ? { password: password.value } : {});
-      if (!options.ok) return say(error, options.json && options.json.code === 'forbidden' ? 'Confirm it is you: enter your password.' : (options.json && options.json.detail) || 'Adding a passkey is not possible right now.');
-      const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.json) });
-      const r = await post('/api/v1/me/passkeys/registration/verify', { response: credential.toJSON(), ...(name && name.value ? { name: name.value.slice(0, 64) } : {}) });
-      if (!r.ok) return say(error, (r.json && r.json.detail) || 'The passkey could not be added.');
-      const codes = r.json.recoveryCodes;
-      if (codes && codes.length) {
-        // The first second factor: its recovery codes are shown once, here.
-        const list = $('passkey-codes-list');
-        list.replaceChildren(...codes.map((c) => { const li = document.createElement('li'); const code = document.createElement('code'); code.textContent = c; li.append(code); return li; }));
-        $('passkey-codes').hidden = false;
-        add.querySelector('.passkey-form').hidden = true;
-        $('passkey-codes-done').focus();
-        return;
-      }
-      location.assign('/security?done=passkey_added#passkeys');
-    } catch (e) { say(error, failed(e)); }
-  });
-}
+passkeySection('passkey-signin', async (signin, error) => {
+  const options = await post('/api/v1/sessions/passkey/options', {});
+  if (!options.ok) return error(options.status === 429 ? TOO_MANY : 'Signing in with a passkey is not possible right now.');
+  const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.json) });
+  const r = await post('/api/v1/sessions/passkey', { response: credential.toJSON() });
+  if (!r.ok) return error(r.status === 429 ? TOO_MANY : 'That passkey did not sign you in.');
+  location.assign(signin.dataset.next || '/security');
+});
+
+passkeySection('passkey-add', async (add, error) => {
+  const password = $('passkey-password');
+  const name = $('passkey-name');
+  const options = await post('/api/v1/me/passkeys/registration/options', password && password.value ? { password: password.value } : {});
+  if (!options.ok) return error(options.json && options.json.code === 'forbidden' ? 'Confirm it is you: enter your password.' : (options.json && options.json.detail) || 'Adding a passkey is not possible right now.');
+  const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.json) });
+  const r = await post('/api/v1/me/passkeys/registration/verify', { response: credential.toJSON(), ...(name && name.value ? { name: name.value.slice(0, 64) } : {}) });
+  if (!r.ok) return error((r.json && r.json.detail) || 'The passkey could not be added.');
+  const codes = r.json.recoveryCodes;
+  if (codes && codes.length) {
+    // The first second factor: its recovery codes are shown once, here.
+    const list = $('passkey-codes-list');
+    list.replaceChildren(...codes.map((c) => { const li = document.createElement('li'); const code = document.createElement('code'); code.textContent = c; li.append(code); return li; }));
+    $('passkey-codes').hidden = false;
+    add.querySelector('.passkey-form').hidden = true;
+    $('passkey-codes-done').focus();
+    return;
+  }
+  location.assign('/security?done=passkey_added#passkeys');
+});
 `;
 
 /** The console overview: uPlot charts fed by Server-Sent Events from /console/events. */
