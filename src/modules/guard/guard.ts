@@ -28,28 +28,30 @@ interface SourceRule {
 }
 
 /**
- * Declarative per-source and per-network limits. Per-account limits live with each flow. They
- * limit attempts (`countRefused`): a source or network that keeps sending past its limit stays
+ * A limit on attempts (`countRefused`): a source or network that keeps sending past it stays
  * refused, instead of getting a request through each time the window slides.
  */
+const attempts = (windowMs: number, limit: number): LimitRule => ({ windowMs, limit, countRefused: true });
+
+/** Declarative per-source and per-network limits. Per-account limits live with each flow. */
 export const SOURCE_LIMITS: Record<Flow, SourceRule[]> = {
   reset: [
-    { scope: 'source', rule: { windowMs: MINUTE, limit: 10, countRefused: true } },
-    { scope: 'source', rule: { windowMs: HOUR, limit: 60, countRefused: true } },
-    { scope: 'network', rule: { windowMs: MINUTE, limit: 120, countRefused: true } },
+    { scope: 'source', rule: attempts(MINUTE, 10) },
+    { scope: 'source', rule: attempts(HOUR, 60) },
+    { scope: 'network', rule: attempts(MINUTE, 120) },
   ],
   signup: [
-    { scope: 'source', rule: { windowMs: MINUTE, limit: 10, countRefused: true } },
-    { scope: 'source', rule: { windowMs: HOUR, limit: 60, countRefused: true } },
-    { scope: 'network', rule: { windowMs: MINUTE, limit: 120, countRefused: true } },
+    { scope: 'source', rule: attempts(MINUTE, 10) },
+    { scope: 'source', rule: attempts(HOUR, 60) },
+    { scope: 'network', rule: attempts(MINUTE, 120) },
   ],
   signin: [
-    { scope: 'source', rule: { windowMs: MINUTE, limit: 30, countRefused: true } },
-    { scope: 'network', rule: { windowMs: MINUTE, limit: 300, countRefused: true } },
+    { scope: 'source', rule: attempts(MINUTE, 30) },
+    { scope: 'network', rule: attempts(MINUTE, 300) },
   ],
   verify_resend: [
-    { scope: 'source', rule: { windowMs: MINUTE, limit: 5, countRefused: true } },
-    { scope: 'source', rule: { windowMs: HOUR, limit: 30, countRefused: true } },
+    { scope: 'source', rule: attempts(MINUTE, 5) },
+    { scope: 'source', rule: attempts(HOUR, 30) },
   ],
 };
 
@@ -190,17 +192,18 @@ export class Guard {
     };
   }
 
-  /**
-   * Re-evaluate a flow at most every 250 ms per instance (a flood at a thousand requests a second
-   * should meet the challenge within a few hundred requests): pressure from the current and the
-   * previous window, the mode machine, and the baseline (learned once per window, from calm ones).
-   */
+  /** The flow's evaluation while it is fresh (younger than EVALUATE_EVERY_MS), else undefined. */
   private cached(flow: Flow): Cached | undefined {
     const now = this.d.clock.now();
     const c = this.cache.get(flow);
     return c && now - c.at < EVALUATE_EVERY_MS && now >= c.at ? c : undefined;
   }
 
+  /**
+   * Re-evaluate a flow at most every 250 ms per instance (a flood at a thousand requests a second
+   * should meet the challenge within a few hundred requests): pressure from the current and the
+   * previous window, the mode machine, and the baseline (learned once per window, from calm ones).
+   */
   async evaluate(flow: Flow, force = false): Promise<Cached> {
     const now = this.d.clock.now();
     const cached = force ? undefined : this.cached(flow);

@@ -40,8 +40,7 @@ export async function recoveryRoutes(app: App, s: Services): Promise<void> {
   }, async (req, reply) => {
     refuseCrossSite(s, req);
     try {
-      const requester = req.headers.authorization || req.headers.cookie ? await requesterOf(s, req) : null;
-      await s.recovery.request(req.body.email, ctxOf(req), requester, req.body.altcha);
+      await s.recovery.request(req.body.email, ctxOf(req), await requesterOf(s, req), req.body.altcha);
     } catch (e) {
       // Under a flood nearly every answer is a 428 or a 429: the same problem document, sent from
       // here rather than through Fastify's error path (a rejected promise, the error-handler chain).
