@@ -11,7 +11,7 @@ import { systemClock, type Clock } from './kernel/clock.js';
 import { SecretBox } from './kernel/crypto.js';
 import { Metrics } from './kernel/metrics.js';
 import { openStorage, type Storage } from './storage/database.js';
-import { AccountsService, PasswordHasher, type BreachedPasswords } from './modules/accounts/index.js';
+import { AccountsService, DEFAULT_ARGON2, PasswordHasher, type BreachedPasswords } from './modules/accounts/index.js';
 import { AuditLog, Incidents, SecurityEvents } from './modules/incidents/index.js';
 import { createCourier, DigestWorker, Outbox } from './modules/notifications/index.js';
 import { OperatorsService } from './modules/operators/index.js';
@@ -75,7 +75,8 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const box = new SecretBox(loadSecretKey(config));
   const events = new SecurityEvents(clock);
   const outbox = new Outbox(clock, box);
-  const hasher = opts.hasher ?? new PasswordHasher();
+  const hasher = opts.hasher ?? new PasswordHasher(DEFAULT_ARGON2, { concurrency: config.hashConcurrency });
+  metrics.hashLoad = () => hasher.load;
   const db = storage.db;
   // Known-breached passwords: the local list, plus the range API when FLOODGATE_PWNED_RANGE_URL is set.
   const breached = opts.breached ?? defaultBreachedList(config.pwnedRangeUrl, (reason) => logger.warn({ reason }, 'breached-password range API unavailable; local list only'));

@@ -26,6 +26,7 @@ describe('HTTP surface', () => {
     expect(m.status).toBe(200);
     expect(m.text).toMatch(/# TYPE floodgate_http_requests_total counter/);
     expect(m.text).toMatch(/floodgate_signins_total\{outcome="failed"\} 1/);
+    expect(m.text).toMatch(/floodgate_password_hashes\{state="waiting"\} 0/);
     expect(m.text).toMatch(/floodgate_http_requests_total\{method="POST",route="\/api\/v1\/sessions",status="401"\} 1/);
   });
 

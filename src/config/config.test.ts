@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_VARS, ConfigError, configReferenceMarkdown, loadConfig } from './schema.js';
 
@@ -40,6 +41,12 @@ describe('config', () => {
     expect(c.sessionIdleMs).toBe(30 * 60_000);
     expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@127.0.0.1:5432/db' });
     expect(problems({ FLOODGATE_SECRET_KEY: 'ab'.repeat(32) })).toEqual([]);
+  });
+
+  it('bounds the password hashes computed at once, by default to the cores available', () => {
+    expect(loadConfig({}).hashConcurrency).toBe(availableParallelism());
+    expect(loadConfig({ FLOODGATE_HASH_CONCURRENCY: '3' }).hashConcurrency).toBe(3);
+    for (const bad of ['0', '257', '1.5', 'two', '-1']) expect(problems({ FLOODGATE_HASH_CONCURRENCY: bad })[0]).toMatch(/^FLOODGATE_HASH_CONCURRENCY: must be a whole number from 1 to 256/);
   });
 
   it('is documented in README.md exactly as the schema says', () => {

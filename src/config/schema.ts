@@ -5,6 +5,7 @@
  * them in step).
  */
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 
 export type DatabaseUrl = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
@@ -34,6 +35,8 @@ export interface Config {
   readonly pwnedRangeUrl: string | null;
   /** Operator webhook (courier channel `webhook`): both set or neither. */
   readonly webhook: { readonly url: string; readonly secret: string } | null;
+  /** Password hashes computed at once (the rest queue); default: the CPU cores available. */
+  readonly hashConcurrency: number;
 }
 
 type Parsed<T> = T;
@@ -68,6 +71,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'FLOODGATE_DEV_MAILBOX', default: null, doc: '`true` shows /dev/mailbox; default: on when no SMTP URL is set and NODE_ENV is not production.' },
   { name: 'FLOODGATE_WEBHOOK_URL', default: null, doc: 'http(s) URL that receives operator notices as signed JSON POSTs (set together with FLOODGATE_WEBHOOK_SECRET).' },
   { name: 'FLOODGATE_WEBHOOK_SECRET', default: null, doc: 'At least 16 characters: HMAC-SHA256 key of the `X-Floodgate-Signature` header (see docs/courier.md).' },
+  { name: 'FLOODGATE_HASH_CONCURRENCY', default: null, doc: 'Password hashes (argon2id, and bcrypt or scrypt of imported accounts) computed at once, 1-256; more wait their turn in arrival order. Unset: the number of CPU cores the process may use. Set it to the CPU quota when a container limits CPU time rather than cores.' },
 ];
 
 const DURATION_RE = /^(\d+)(ms|s|m|h|d)$/;
@@ -201,6 +205,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const blastRadius = /^\d{1,9}$/.test(brRaw) ? Number(brRaw) : NaN;
   if (!(blastRadius >= 1)) bad('FLOODGATE_BLAST_RADIUS', 'must be a whole number of at least 1', brRaw);
 
+  const hcRaw = get('FLOODGATE_HASH_CONCURRENCY');
+  const hashConcurrency = hcRaw === null ? availableParallelism() : /^\d{1,3}$/.test(hcRaw) ? Number(hcRaw) : NaN;
+  if (!(hashConcurrency >= 1 && hashConcurrency <= 256)) bad('FLOODGATE_HASH_CONCURRENCY', 'must be a whole number from 1 to 256', hcRaw);
+
   const production = env.NODE_ENV === 'production';
   const dmRaw = get('FLOODGATE_DEV_MAILBOX');
   let devMailbox = smtpUrl === null && !production;
@@ -242,7 +250,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (problems.length) throw new ConfigError(problems);
   const config: Parsed<Config> = {
     port, host, publicUrl, database, redisUrl, smtpUrl, mailFrom, dkim, trustProxy, adminToken, secretKey, dataDir,
-    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl,
+    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl, hashConcurrency,
   };
   return Object.freeze({ ...config, trustProxy: Object.freeze([...trustProxy]), dkim: dkim && Object.freeze(dkim), database: Object.freeze(database), webhook: webhook && Object.freeze(webhook) });
 }

@@ -17,6 +17,17 @@ export class Metrics {
   readonly guardMode = new Gauge({ name: 'floodgate_guard_mode', help: 'Guard mode per flow (0 normal, 1 challenge, 2 hold)', labelNames: ['flow'] as const, registers: [this.registry] });
   readonly guardDecisions = new Counter({ name: 'floodgate_guard_decisions_total', help: 'Guard decisions per flow', labelNames: ['flow', 'decision'] as const, registers: [this.registry] });
 
+  /** Set by the composition root: the password hasher's queue, read at scrape time. */
+  hashLoad: (() => { running: number; waiting: number }) | null = null;
+  readonly passwordHashes = new Gauge({
+    name: 'floodgate_password_hashes', help: 'Password hashes running and waiting for a turn (FLOODGATE_HASH_CONCURRENCY)', labelNames: ['state'] as const, registers: [this.registry],
+    collect: () => {
+      const l = this.hashLoad?.() ?? { running: 0, waiting: 0 };
+      this.passwordHashes.set({ state: 'running' }, l.running);
+      this.passwordHashes.set({ state: 'waiting' }, l.waiting);
+    },
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'floodgate_' });
   }

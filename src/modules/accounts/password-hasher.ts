@@ -4,9 +4,25 @@
  * - legacy hashes (older argon2 parameters, bcrypt $2a$/$2b$/$2y$, scrypt PHC) verify and report
  *   `needsRehash`, so sign-in upgrades them;
  * - a password is capped at 1024 bytes before any hashing (no hash-DoS through huge inputs);
- * - an unknown account costs the same work as a known one (`verifyDummy`).
+ * - an unknown account costs the same work as a known one (`verifyDummy`);
+ * - at most `concurrency` hashes run at once (default: the CPU cores this process may use); the
+ *   rest wait their turn in arrival order, known and unknown accounts in the same queue.
+ *
+ * Why bound it: a hash is CPU- and memory-bound (19 MiB per argon2id), and libuv runs four at once
+ * whatever the core count. On two cores four hashes and the event loop took turns on the CPU,
+ * each turn evicting the others' caches: raw argon2id ran 5-20% faster two at a time than four,
+ * and sign-ins at four clients went from 0.85-0.87x raw-at-four to 0.90-0.98x once the service
+ * hashed two at a time. It also keeps two of libuv's four threads free for what else uses them
+ * (file reads, DNS lookups of the database host) during a sign-in flood.
+ *
+ * The queue is on the event loop: a finished hash's turn passes to the next one only when the
+ * loop gets to it, which left the cores idle about 7% of the time in the bench (a bare route with
+ * the queue inside libuv instead, UV_THREADPOOL_SIZE=2, did that much better). Worker threads
+ * with a hash queued behind the running one would close that gap without shrinking libuv's pool.
  */
+import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
 import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
 import { verify as bcryptVerify } from '@node-rs/bcrypt';
@@ -47,15 +63,27 @@ function b64(s: string): Buffer {
   return Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/').replace(/\./g, '+'), 'base64');
 }
 
+export interface HasherOptions {
+  /** Hashes computed at once (default: `os.availableParallelism()`). */
+  concurrency?: number;
+}
+
 export class PasswordHasher {
   private dummy: Promise<string>;
-  constructor(readonly params: Argon2Params = DEFAULT_ARGON2) {
+  private readonly limit: LimitFunction;
+  constructor(readonly params: Argon2Params = DEFAULT_ARGON2, opts: HasherOptions = {}) {
+    this.limit = pLimit(opts.concurrency ?? availableParallelism());
     // A real hash with the current parameters, verified against when the account is unknown.
     this.dummy = this.hash('floodgate-dummy-password-for-equal-work');
   }
 
+  /** Hashes running now and hashes waiting for a turn (the `floodgate_password_hashes` gauge). */
+  get load(): { running: number; waiting: number } {
+    return { running: this.limit.activeCount, waiting: this.limit.pendingCount };
+  }
+
   hash(password: string): Promise<string> {
-    return argonHash(password, { algorithm: 2 /* Argon2id */, ...this.params });
+    return this.limit(() => argonHash(password, { algorithm: 2 /* Argon2id */, ...this.params }));
   }
 
   async verify(stored: string, password: string): Promise<VerifyResult> {
@@ -63,18 +91,18 @@ export class PasswordHasher {
     switch (hashKind(stored)) {
       case 'argon2': {
         const p = parseArgonParams(stored);
-        const ok = await argonVerify(stored, password).catch(() => false);
+        const ok = await this.limit(() => argonVerify(stored, password)).catch(() => false);
         const weaker = !p || p.variant !== 'argon2id' || p.memoryCost < this.params.memoryCost || p.timeCost < this.params.timeCost;
         return { ok, needsRehash: ok && weaker };
       }
       case 'bcrypt': {
         // bcrypt only reads 72 bytes; the upgrade to argon2id removes that limit on next sign-in.
         const normalized = stored.replace(/^\$2y\$/, '$2b$');
-        const ok = await bcryptVerify(password, normalized).catch(() => false);
+        const ok = await this.limit(() => bcryptVerify(password, normalized)).catch(() => false);
         return { ok, needsRehash: ok };
       }
       case 'scrypt': {
-        const ok = await verifyScrypt(stored, password);
+        const ok = await this.limit(() => verifyScrypt(stored, password));
         return { ok, needsRehash: ok };
       }
       default:
@@ -84,8 +112,9 @@ export class PasswordHasher {
 
   /** Same work as verifying a real password, for accounts that do not exist. */
   async verifyDummy(password: string): Promise<false> {
-    const dummy = await this.dummy;
-    await argonVerify(dummy, password.slice(0, MAX_PASSWORD_BYTES)).catch(() => false);
+    // Queued at once, like a known account's verify (the dummy's own hash is ahead of it in the
+    // queue, so awaiting it inside the turn cannot wait on a hash that has not started).
+    await this.limit(async () => argonVerify(await this.dummy, password.slice(0, MAX_PASSWORD_BYTES))).catch(() => false);
     return false;
   }
 }
