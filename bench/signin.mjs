@@ -7,9 +7,10 @@
 // few-second window to the next (memory bandwidth, neighbours), so one long window of each would
 // compare two different machines. The loads are measured in many short rounds, in an order that
 // alternates, and each round's service rate is divided by that round's baselines:
-//   - raw at its best: argon2id straight from @node-rs/argon2, at the client concurrency and at
-//     one hash per core, whichever was faster in the round (oversubscribed cores lose 5-20%);
-//     this is the figure the goal is about;
+//   - raw at its best: argon2id straight from @node-rs/argon2, whichever was fastest in the
+//     round of three ways to run it: its async API at the client concurrency, its async API at
+//     one hash per core (oversubscribed cores lose 5-20%), and its sync API in a loop on one
+//     worker thread per core (no event loop at all between hashes); the goal is about this one;
 //   - raw at the client concurrency (the only baseline before the hash queue existed);
 //   - a bare Fastify route that parses the same body and verifies through the same hash queue,
 //     answering 201: what any Fastify service with this client on this machine can reach, so
@@ -19,6 +20,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { hash, verify } from '@node-rs/argon2';
 import Fastify from 'fastify';
 import pino from 'pino';
@@ -44,6 +47,23 @@ async function closedLoop(seconds, concurrency, op) {
 const phc = await hash(PASSWORD, PARAMS);
 const rawVerify = async () => { if (!(await verify(phc, PASSWORD))) throw new Error('verify failed'); };
 await closedLoop(1, CONCURRENCY, rawVerify); // warm-up
+
+// One thread per core, each verifying in a loop with the sync API for the window.
+const ARGON2_PATH = createRequire(import.meta.url).resolve('@node-rs/argon2');
+const LOOP_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { verifySync } = require(workerData.argon2);
+parentPort.on('message', (ms) => {
+  let n = 0; const t0 = performance.now();
+  while (performance.now() - t0 < ms) { if (!verifySync(workerData.phc, workerData.password)) throw new Error('verify failed'); n++; }
+  parentPort.postMessage({ n, ms: performance.now() - t0 });
+});`;
+const loopers = Array.from({ length: CORES }, () => new Worker(LOOP_SOURCE, { eval: true, workerData: { argon2: ARGON2_PATH, phc, password: PASSWORD } }));
+async function rawThreads(seconds) {
+  const got = await Promise.all(loopers.map((w) => new Promise((res) => { w.once('message', res); w.postMessage(seconds * 1000); })));
+  return got.reduce((a, g) => a + g.n / (g.ms / 1000), 0);
+}
+await rawThreads(1); // warm-up
 
 const dir = mkdtempSync(join(tmpdir(), 'fg-bench-'));
 const env = { FLOODGATE_DATABASE_URL: `sqlite:${join(dir, 'fg.db')}`, FLOODGATE_DATA_DIR: dir, FLOODGATE_ADMIN_TOKEN: ADMIN, FLOODGATE_PORT: '0', FLOODGATE_LOG_LEVEL: 'silent', FLOODGATE_COURIER: 'off', FLOODGATE_TRUST_PROXY: 'loopback' };
@@ -86,31 +106,33 @@ const request = (to) => async () => {
 const loads = {
   rawC: () => closedLoop(SECONDS, CONCURRENCY, rawVerify),
   rawCores: () => closedLoop(SECONDS, CORES, rawVerify),
+  rawThreads: () => rawThreads(SECONDS),
   bare: () => closedLoop(SECONDS, CONCURRENCY, request(barePort)),
   service: () => closedLoop(SECONDS, CONCURRENCY, request(port)),
 };
 await loads.service(); await loads.bare(); // warm-up
 
-const rates = { rawC: [], rawCores: [], bare: [], service: [] };
+const rates = { rawC: [], rawCores: [], rawThreads: [], bare: [], service: [] };
 const ratio = { best: [], rawC: [], bare: [], bareBest: [] };
-console.log(`cores ${CORES}, client concurrency ${CONCURRENCY}, hash concurrency ${config.hashConcurrency}, ${ROUNDS} rounds of 4 x ${SECONDS} s, argon2id m=19456 t=2 p=1`);
+console.log(`cores ${CORES}, client concurrency ${CONCURRENCY}, hash concurrency ${config.hashConcurrency}, ${ROUNDS} rounds of 5 x ${SECONDS} s, argon2id m=19456 t=2 p=1`);
 for (let r = 1; r <= ROUNDS; r++) {
-  const order = r % 2 ? ['rawC', 'service', 'rawCores', 'bare'] : ['bare', 'rawCores', 'service', 'rawC'];
+  const order = r % 2 ? ['rawC', 'service', 'rawThreads', 'rawCores', 'bare'] : ['bare', 'rawCores', 'rawThreads', 'service', 'rawC'];
   const got = {};
   for (const k of order) got[k] = await loads[k]();
   for (const k of order) rates[k].push(got[k]);
-  const best = Math.max(got.rawC, got.rawCores);
+  const best = Math.max(got.rawC, got.rawCores, got.rawThreads);
   ratio.best.push(got.service / best); ratio.rawC.push(got.service / got.rawC); ratio.bare.push(got.service / got.bare); ratio.bareBest.push(got.bare / best);
-  console.log(`  round ${String(r).padStart(2)}: raw x${CONCURRENCY} ${got.rawC.toFixed(1)}, raw x${CORES} ${got.rawCores.toFixed(1)}, bare Fastify ${got.bare.toFixed(1)}, service ${got.service.toFixed(1)} /s; service/best raw ${ratio.best.at(-1).toFixed(3)}`);
+  console.log(`  round ${String(r).padStart(2)}: raw x${CONCURRENCY} ${got.rawC.toFixed(1)}, raw x${CORES} ${got.rawCores.toFixed(1)}, raw threads ${got.rawThreads.toFixed(1)}, bare Fastify ${got.bare.toFixed(1)}, service ${got.service.toFixed(1)} /s; service/best raw ${ratio.best.at(-1).toFixed(3)}`);
 }
 await fg.close();
 await bare.close();
+await Promise.all(loopers.map((w) => w.terminate()));
 agent.destroy();
 
 const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); const x = (s.length - 1) * q, lo = Math.floor(x); return s[lo] + (s[Math.ceil(x)] - s[lo]) * (x - lo); };
 const med = (xs) => quantile(xs, 0.5).toFixed(1);
 const fig = (xs) => `${quantile(xs, 0.5).toFixed(3)}  (quartiles ${quantile(xs, 0.25).toFixed(3)}-${quantile(xs, 0.75).toFixed(3)})`;
-console.log(`raw argon2id verify:        ${med(rates.rawC)} /s at ${CONCURRENCY} at once, ${med(rates.rawCores)} /s at ${CORES} at once (medians)`);
+console.log(`raw argon2id verify:        ${med(rates.rawC)} /s async ${CONCURRENCY} at once, ${med(rates.rawCores)} /s async ${CORES} at once, ${med(rates.rawThreads)} /s sync on ${CORES} threads (medians)`);
 console.log(`bare Fastify route + hash:  ${med(rates.bare)} /s (median)`);
 console.log(`sign-ins through service:   ${med(rates.service)} /s (median)${bad ? `  (${bad} non-201 answers!)` : ''}`);
 console.log(`ratio service/raw x${CONCURRENCY}:       ${fig(ratio.rawC)}`);

@@ -160,6 +160,7 @@ export async function createFloodgate(config: Config, opts: CreateOptions = {}):
       await Promise.all(services.workers.map((w) => w.stop()));
       await services.courier.stop(); // idempotent; closes pooled SMTP connections even when it ran outside `workers`
       if (!opts.storage) await services.storage.close();
+      if (!opts.hasher) await services.hasher.close();
       if (!opts.guardStore) await services.guardStore.close();
     },
   };

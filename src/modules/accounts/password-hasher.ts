@@ -11,23 +11,14 @@
  * Why bound it: a hash is CPU- and memory-bound (19 MiB per argon2id), and libuv runs four at once
  * whatever the core count. On two cores four hashes and the event loop took turns on the CPU,
  * each turn evicting the others' caches: raw argon2id ran 5-20% faster two at a time than four,
- * and sign-ins at four clients went from 0.85-0.87x raw-at-four to 0.90-0.98x once the service
- * hashed two at a time. It also keeps two of libuv's four threads free for what else uses them
- * (file reads, DNS lookups of the database host) during a sign-in flood.
- *
- * The queue is on the event loop: a finished hash's turn passes to the next one only when the
- * loop gets to it, which left the cores idle about 7% of the time in the bench (a bare route with
- * the queue inside libuv instead, UV_THREADPOOL_SIZE=2, did that much better). Worker threads
- * with a hash queued behind the running one would close that gap without shrinking libuv's pool.
+ * and sign-ins at four clients went from 0.85-0.87x raw-at-four to 0.90-0.98x with a queue of
+ * two in front of libuv's pool, and to 1.05-1.24x with threads of their own (hash-pool.ts, which
+ * says why). Those threads also keep libuv's pool free for what else uses it (file reads, DNS
+ * lookups of the database host) during a sign-in flood.
  */
 import { availableParallelism } from 'node:os';
-import { promisify } from 'node:util';
-import pLimit, { type LimitFunction } from 'p-limit';
-import { scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
-import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
-import { verify as bcryptVerify } from '@node-rs/bcrypt';
-
-const scrypt = promisify(scryptCb) as (pw: string | Buffer, salt: Buffer, keylen: number, opts: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
+import { timingSafeEqual } from 'node:crypto';
+import { HashPool } from './hash-pool.js';
 
 export const MAX_PASSWORD_BYTES = 1024;
 
@@ -69,21 +60,23 @@ export interface HasherOptions {
 }
 
 export class PasswordHasher {
-  private dummy: Promise<string>;
-  private readonly limit: LimitFunction;
+  private readonly pool: HashPool;
+  private readonly dummy: Promise<string>;
+  private dummyValue: string | null = null;
   constructor(readonly params: Argon2Params = DEFAULT_ARGON2, opts: HasherOptions = {}) {
-    this.limit = pLimit(opts.concurrency ?? availableParallelism());
+    this.pool = new HashPool(opts.concurrency ?? availableParallelism());
     // A real hash with the current parameters, verified against when the account is unknown.
     this.dummy = this.hash('floodgate-dummy-password-for-equal-work');
+    this.dummy.then((d) => { this.dummyValue = d; }, () => {});
   }
 
   /** Hashes running now and hashes waiting for a turn (the `floodgate_password_hashes` gauge). */
   get load(): { running: number; waiting: number } {
-    return { running: this.limit.activeCount, waiting: this.limit.pendingCount };
+    return this.pool.load;
   }
 
   hash(password: string): Promise<string> {
-    return this.limit(() => argonHash(password, { algorithm: 2 /* Argon2id */, ...this.params }));
+    return this.pool.run<string>({ op: 'argon2.hash', password, options: { algorithm: 2 /* Argon2id */, ...this.params } });
   }
 
   async verify(stored: string, password: string): Promise<VerifyResult> {
@@ -91,18 +84,18 @@ export class PasswordHasher {
     switch (hashKind(stored)) {
       case 'argon2': {
         const p = parseArgonParams(stored);
-        const ok = await this.limit(() => argonVerify(stored, password)).catch(() => false);
+        const ok = await this.pool.run<boolean>({ op: 'argon2.verify', stored, password }).catch(() => false);
         const weaker = !p || p.variant !== 'argon2id' || p.memoryCost < this.params.memoryCost || p.timeCost < this.params.timeCost;
         return { ok, needsRehash: ok && weaker };
       }
       case 'bcrypt': {
         // bcrypt only reads 72 bytes; the upgrade to argon2id removes that limit on next sign-in.
         const normalized = stored.replace(/^\$2y\$/, '$2b$');
-        const ok = await this.limit(() => bcryptVerify(password, normalized)).catch(() => false);
+        const ok = await this.pool.run<boolean>({ op: 'bcrypt.verify', stored: normalized, password }).catch(() => false);
         return { ok, needsRehash: ok };
       }
       case 'scrypt': {
-        const ok = await this.limit(() => verifyScrypt(stored, password));
+        const ok = await this.verifyScrypt(stored, password);
         return { ok, needsRehash: ok };
       }
       default:
@@ -112,25 +105,31 @@ export class PasswordHasher {
 
   /** Same work as verifying a real password, for accounts that do not exist. */
   async verifyDummy(password: string): Promise<false> {
-    // Queued at once, like a known account's verify (the dummy's own hash is ahead of it in the
-    // queue, so awaiting it inside the turn cannot wait on a hash that has not started).
-    await this.limit(async () => argonVerify(await this.dummy, password.slice(0, MAX_PASSWORD_BYTES))).catch(() => false);
+    // Queued at once, like a known account's verify (only the first requests after start wait for
+    // the dummy's own hash).
+    const dummy = this.dummyValue ?? await this.dummy;
+    await this.pool.run({ op: 'argon2.verify', stored: dummy, password: password.slice(0, MAX_PASSWORD_BYTES) }).catch(() => false);
     return false;
   }
-}
 
-/** PHC scrypt: `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt b64>$<hash b64>`. */
-async function verifyScrypt(stored: string, password: string): Promise<boolean> {
-  const m = /^\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\$([^$]+)\$([^$]+)$/.exec(stored);
-  if (!m) return false;
-  const ln = Number(m[1]), r = Number(m[2]), p = Number(m[3]);
-  if (ln < 1 || ln > 20 || r < 1 || r > 32 || p < 1 || p > 16) return false;
-  const salt = b64(m[4]!);
-  const expected = b64(m[5]!);
-  if (expected.length < 16 || expected.length > 128) return false;
-  const N = 2 ** ln;
-  const got = await scrypt(password, salt, expected.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }).catch(() => null);
-  return got !== null && timingSafeEqual(got, expected);
+  /** Stop the hashing threads (hashes still waiting fail, as wrong passwords). */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** PHC scrypt: `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt b64>$<hash b64>`. */
+  private async verifyScrypt(stored: string, password: string): Promise<boolean> {
+    const m = /^\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\$([^$]+)\$([^$]+)$/.exec(stored);
+    if (!m) return false;
+    const ln = Number(m[1]), r = Number(m[2]), p = Number(m[3]);
+    if (ln < 1 || ln > 20 || r < 1 || r > 32 || p < 1 || p > 16) return false;
+    const salt = b64(m[4]!);
+    const expected = b64(m[5]!);
+    if (expected.length < 16 || expected.length > 128) return false;
+    const N = 2 ** ln;
+    const got = await this.pool.run<Uint8Array>({ op: 'scrypt', password, salt, keylen: expected.length, options: { N, r, p, maxmem: 256 * N * r + 1024 * 1024 } }).catch(() => null);
+    return got !== null && got.length === expected.length && timingSafeEqual(got, expected);
+  }
 }
 
 /** True when `stored` is a hash form Floodgate can verify (for imports). */
