@@ -19,7 +19,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import http from 'node:http';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { hash, verify } from '@node-rs/argon2';
@@ -28,6 +27,7 @@ import pino from 'pino';
 import { loadConfig } from '../dist/config/schema.js';
 import { createFloodgate } from '../dist/main.js';
 import { PasswordHasher } from '../dist/modules/accounts/password-hasher.js';
+import { ADMIN, closedLoop, post } from './lib.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS || 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 10);
@@ -35,14 +35,6 @@ const CORES = availableParallelism();
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 4);
 const PARAMS = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 };
 const PASSWORD = 'bench passphrase 0123';
-const ADMIN = 'bench-admin-token-0123456789';
-
-async function closedLoop(seconds, concurrency, op) {
-  let done = 0;
-  const start = performance.now(), end = start + seconds * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => { while (performance.now() < end) { await op(); done++; } }));
-  return done / ((performance.now() - start) / 1000); // the last operations end after `end`
-}
 
 const phc = await hash(PASSWORD, PARAMS);
 const rawVerify = async () => { if (!(await verify(phc, PASSWORD))) throw new Error('verify failed'); };
@@ -83,32 +75,25 @@ bare.post('/api/v1/sessions', async (req, reply) => {
 await bare.listen({ port: 0, host: '127.0.0.1' });
 const barePort = bare.server.address().port;
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 2 * CONCURRENCY });
-function post(to, path, body, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body);
-    const req = http.request({ host: '127.0.0.1', port: to, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
-    req.on('error', reject); req.end(payload);
-  });
-}
+const base = `http://127.0.0.1:${port}`, bareBase = `http://127.0.0.1:${barePort}`;
 const users = Array.from({ length: 64 }, (_, i) => `bench${i}@example.test`);
-for (const email of users) await post(port, '/api/v1/admin/users', { email, password: PASSWORD, emailVerified: true }, { authorization: `Bearer ${ADMIN}` });
+for (const email of users) await post(base, '/api/v1/admin/users', { email, password: PASSWORD, emailVerified: true }, { authorization: `Bearer ${ADMIN}` });
 // Measure the sign-in itself: the flow is held in normal by an operator override (a thousand
 // sign-ins a minute from fresh addresses would otherwise, rightly, be challenged), and each
 // request comes from its own address (per-source limits are not what is measured here).
-await fetch(`http://127.0.0.1:${port}/api/v1/admin/guard/flows/signin`, { method: 'PUT', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'normal', reason: 'bench' }) });
+await fetch(`${base}/api/v1/admin/guard/flows/signin`, { method: 'PUT', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'normal', reason: 'bench' }) });
 let i = 0, bad = 0;
 const request = (to) => async () => {
   const n = i++;
-  const s = await post(to, '/api/v1/sessions', { email: users[n % users.length], password: PASSWORD }, { 'x-forwarded-for': `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` });
-  if (s !== 201) bad++;
+  const { status } = await post(to, '/api/v1/sessions', { email: users[n % users.length], password: PASSWORD }, { 'x-forwarded-for': `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` });
+  if (status !== 201) bad++;
 };
 const loads = {
   rawC: () => closedLoop(SECONDS, CONCURRENCY, rawVerify),
   rawCores: () => closedLoop(SECONDS, CORES, rawVerify),
   rawThreads: () => rawThreads(SECONDS),
-  bare: () => closedLoop(SECONDS, CONCURRENCY, request(barePort)),
-  service: () => closedLoop(SECONDS, CONCURRENCY, request(port)),
+  bare: () => closedLoop(SECONDS, CONCURRENCY, request(bareBase)),
+  service: () => closedLoop(SECONDS, CONCURRENCY, request(base)),
 };
 await loads.service(); await loads.bare(); // warm-up
 
@@ -126,8 +111,8 @@ for (let r = 1; r <= ROUNDS; r++) {
 }
 await fg.close();
 await bare.close();
+await bareHasher.close();
 await Promise.all(loopers.map((w) => w.terminate()));
-agent.destroy();
 
 const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); const x = (s.length - 1) * q, lo = Math.floor(x); return s[lo] + (s[Math.ceil(x)] - s[lo]) * (x - lo); };
 const med = (xs) => quantile(xs, 0.5).toFixed(1);
