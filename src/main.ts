@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import { decodeKey, type Config } from './config/schema.js';
 import { systemClock, type Clock } from './kernel/clock.js';
 import { SecretBox } from './kernel/crypto.js';
+import { LogStream } from './kernel/log-stream.js';
 import { Metrics } from './kernel/metrics.js';
 import { openStorage, type Storage } from './storage/database.js';
 import { AccountsService, DEFAULT_ARGON2, PasswordHasher, type BreachedPasswords } from './modules/accounts/index.js';
@@ -39,7 +40,8 @@ export interface CreateOptions {
   shutdownGraceMs?: number;
 }
 
-export function createLogger(config: Config): Logger {
+/** The service's logger: JSON lines on standard output through a LogStream (never blocks the event loop). */
+export function createLogger(config: Config, stream: LogStream = new LogStream()): Logger {
   return pino({
     level: config.logLevel,
     base: { service: 'floodgate' },
@@ -48,7 +50,13 @@ export function createLogger(config: Config): Logger {
       paths: ['password', 'token', 'otp', 'secret', '*.password', '*.token', '*.otp', '*.secret', 'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'body'],
       censor: '[redacted]',
     },
-  });
+  }, stream);
+}
+
+/** The LogStream a logger writes to, if it is one (loggers that tests pass in are not). */
+export function logStreamOf(logger: Logger): LogStream | null {
+  const s = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  return s instanceof LogStream ? s : null;
 }
 
 /** The key that seals secrets at rest: from config, or generated once into the data directory. */
@@ -77,6 +85,8 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const outbox = new Outbox(clock, box);
   const hasher = opts.hasher ?? new PasswordHasher(DEFAULT_ARGON2, { concurrency: config.hashConcurrency });
   metrics.hashLoad = () => hasher.load;
+  const logStream = logStreamOf(logger);
+  if (logStream) metrics.logLinesDropped = () => logStream.dropped;
   const db = storage.db;
   // Known-breached passwords: the local list, plus the range API when FLOODGATE_PWNED_RANGE_URL is set.
   const breached = opts.breached ?? defaultBreachedList(config.pwnedRangeUrl, (reason) => logger.warn({ reason }, 'breached-password range API unavailable; local list only'));

@@ -92,4 +92,31 @@ describe('floodgate CLI', { timeout: 120_000 }, () => {
     expect(code).toBe(0);
     expect(out).toMatch(/"msg":"stopped"/);
   });
+
+  // A reader of standard output that stops reading (a stalled log shipper) used to freeze the
+  // process: sync log writes retried the full pipe in a sleep loop on the event loop, so requests
+  // stalled and SIGTERM never finished, not even by the 20 s force-exit timer.
+  it('keeps answering and still stops on SIGTERM when nobody reads its standard output', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [...CLI, 'serve'], { cwd: dir, env: cleanEnv({ ...env, FLOODGATE_PORT: String(port), FLOODGATE_LOG_LEVEL: 'debug', FLOODGATE_COURIER: 'off' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pause(); // never read: the pipe fills after a few hundred lines
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    const base = `http://127.0.0.1:${port}`;
+    const t0 = Date.now();
+    let up = false;
+    while (Date.now() - t0 < 20_000 && !up && child.exitCode === null) {
+      try { up = (await fetch(`${base}/healthz`)).status === 200; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+    expect(up, err).toBe(true);
+    // Each request logs two lines of some 300 bytes: 2,000 of them are far more than a pipe holds.
+    for (let i = 0; i < 2000; i++) expect((await fetch(`${base}/api/v1/no-such-route`, { signal: AbortSignal.timeout(5000) })).status).toBe(404);
+    const metrics = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    expect(metrics).toMatch(/floodgate_log_lines_dropped_total \d+/);
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<string>((res) => setTimeout(() => res('still running 15 s after SIGTERM'), 15_000))]);
+    if (typeof code === 'string') child.kill('SIGKILL');
+    expect(code, err).toBe(0);
+  });
 });

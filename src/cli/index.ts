@@ -7,9 +7,10 @@ import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import dotenv from 'dotenv';
+import type { Logger } from 'pino';
 import { ConfigError, configReferenceMarkdown, loadConfig, type Config } from '../config/schema.js';
 import { CLI_CONTEXT } from '../kernel/context.js';
-import { createFloodgate, createLogger, createServices } from '../main.js';
+import { createFloodgate, createLogger, createServices, logStreamOf } from '../main.js';
 import { openStorage } from '../storage/database.js';
 import type { Services } from '../services.js';
 import { migrateToLatest } from '../storage/migrator.js';
@@ -37,6 +38,12 @@ function fail(e: unknown): never {
   const msg = e instanceof Error ? e.message : String(e);
   process.stderr.write(`floodgate: ${msg}\n`);
   process.exit(1);
+}
+
+/** Exit once the last log lines reached standard output, or after `waitMs` if its reader stopped reading. */
+async function exitAfterLogs(logger: Logger, code: number, waitMs = 2000): Promise<never> {
+  await logStreamOf(logger)?.flush(waitMs);
+  process.exit(code);
 }
 
 /**
@@ -80,12 +87,12 @@ program
       logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests and the current courier batch');
       const force = setTimeout(() => {
         logger.error('shutdown took longer than 20 s; exiting');
-        process.exit(1);
+        void exitAfterLogs(logger, 1, 1000);
       }, 20_000);
       force.unref();
       await fg.close();
       logger.info('stopped');
-      process.exit(0);
+      await exitAfterLogs(logger, 0);
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
@@ -211,13 +218,13 @@ program
       logger.info({ signal }, 'courier stopping after the current batch');
       const force = setTimeout(() => {
         logger.error('courier shutdown took longer than 20 s; exiting');
-        process.exit(1);
+        void exitAfterLogs(logger, 1, 1000);
       }, 20_000);
       force.unref();
       await services.courier.stop();
       await services.storage.close();
       logger.info('courier stopped');
-      process.exit(0);
+      await exitAfterLogs(logger, 0);
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));

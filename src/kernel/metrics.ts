@@ -28,6 +28,16 @@ export class Metrics {
     },
   });
 
+  /** Set by the composition root: log lines the log stream dropped (reader behind or gone). */
+  logLinesDropped: (() => number) | null = null;
+  readonly logDrops = new Counter({
+    name: 'floodgate_log_lines_dropped_total', help: 'Log lines dropped because the reader of standard output fell too far behind or went away', registers: [this.registry],
+    collect: () => {
+      this.logDrops.reset();
+      this.logDrops.inc(this.logLinesDropped?.() ?? 0);
+    },
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'floodgate_' });
   }
