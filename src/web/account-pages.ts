@@ -35,7 +35,7 @@ interface Ticket {
 }
 
 /** /login's passkey button (hidden until the script finds WebAuthn with its JSON codecs). */
-const PASSKEY_ASSETS = { scripts: ['/assets/passkey.js'] };
+export const PASSKEY_ASSETS = { scripts: ['/assets/passkey.js'] };
 
 const htmlPage = { description: 'An HTML page', content: { 'text/html': { schema: Type.String() } } };
 const pageSchema = (summary: string, statuses: number[]) => ({ tags: ['pages'], summary, response: Object.fromEntries(statuses.map((st) => [st, htmlPage])) });

@@ -11,7 +11,7 @@ for (const name of ['PBKDF2/SHA-256', 'PBKDF2/SHA-384', 'PBKDF2/SHA-512']) globa
 `;
 
 /**
- * Passkeys in the hosted pages: signing in on /login and adding one on /security, through the
+ * Passkeys in the hosted pages: signing in on /login and /console/login, and adding one on /security, through the
  * JSON API (same origin, the session cookie). The browser's own JSON codecs
  * (PublicKeyCredential.parse*OptionsFromJSON and credential.toJSON) do the base64url work; where
  * they are missing the passkey controls stay hidden and the pages work as before.
@@ -48,6 +48,15 @@ passkeySection('passkey-signin', async (signin, error) => {
   const r = await post('/api/v1/sessions/passkey', { response: credential.toJSON() });
   if (!r.ok) return error(r.status === 429 ? TOO_MANY : 'That passkey did not sign you in.');
   location.assign(signin.dataset.next || '/security');
+});
+
+passkeySection('console-passkey', async (section, error) => {
+  const options = await post('/console/login/passkey/options', {});
+  if (!options.ok) return error(options.status === 429 ? TOO_MANY : 'Signing in with a passkey is not possible right now.');
+  const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.json) });
+  const r = await post('/console/login/passkey', { response: credential.toJSON() });
+  if (!r.ok) return error(r.status === 429 ? TOO_MANY : r.status === 403 ? 'This account has no access to the operator console.' : r.status === 428 ? 'Sign in with your password and code for now: the console asks for one more step.' : 'That passkey did not sign you in.');
+  location.assign('/console');
 });
 
 passkeySection('passkey-add', async (add, error) => {

@@ -171,6 +171,15 @@ describe('a person with a passkey in Chromium', () => {
     const events = await srv.fg.services.events.listForUser(srv.fg.services.storage.db, (await srv.fg.services.accounts.findByEmail(email))!.id, 10);
     expect(events.some((e) => e.type === 'signin.succeeded' && JSON.stringify(e.data ?? {}).includes('passkey'))).toBe(true);
 
+    // Made an operator, the same passkey alone opens the console.
+    await consoleAccess(srv.fg.services).grant(email, { id: 'cli', name: 'cli' }, 'e2e');
+    await page.goto(srv.url + '/console/login');
+    await page.waitForSelector('#console-passkey:not([hidden])');
+    await Promise.all([page.waitForURL(srv.url + '/console'), page.click('#console-passkey-button')]);
+    expect(await page.textContent('main')).toContain('open incident');
+    await shot(page, 'console-passkey');
+    await page.goto(srv.url + '/security');
+
     // And remove it again from /security (a recent sign-in: no password asked).
     await page.click('#passkeys details summary');
     await Promise.all([page.waitForURL(/done=passkey_removed/), page.click('#passkeys form[action="/security/passkeys/remove"] button[type=submit]')]);

@@ -4,7 +4,8 @@ import { SESSION_COOKIE } from '../../src/http/context.js';
 import { CONSOLE_COOKIE, consoleAccess } from '../../src/web/console/index.js';
 import { csrfToken } from '../../src/web/csrf.js';
 import { admin, bearer, call, createUser, DIALECTS, makeHarness, signIn, type Harness } from '../helpers/harness.js';
-import { cookie, csrfIn, expectCleanPage, nextIp, page, SAME_SITE } from '../helpers/web.js';
+import { cookie, csrfIn, expectCleanPage, nextIp, ORIGIN, page, SAME_SITE } from '../helpers/web.js';
+import { SoftAuthenticator } from '../helpers/webauthn.js';
 
 const PW = 'console operator passphrase 1';
 const CLI = { id: 'cli', name: 'cli' };
@@ -82,6 +83,70 @@ describe.each(DIALECTS)('operator console on %s', (dialect) => {
     const events = await h.s.events.listForUser(h.s.storage.db, (await h.s.accounts.findByEmail('op1@example.test'))!.id, 5);
     expect(events.map((e) => e.type)).toContain('console.signed_in');
     expect((await h.s.audit.list()).find((a) => a.action === 'console.sign_in')).toMatchObject({ operator: 'op1@example.test', target: 'op1@example.test' });
+  });
+
+  it('signs an operator in with a passkey alone, for a challenge issued by the console, and only with the grant', async () => {
+    const email = 'op-passkey@example.test';
+    const userId = await createUser(h, email, PW);
+    const token = await signIn(h, email, PW);
+    const key = new SoftAuthenticator('floodgate.test', ORIGIN);
+    const regOpts = await call(h.app, 'POST', '/api/v1/me/passkeys/registration/options', {}, bearer(token));
+    expect((await call(h.app, 'POST', '/api/v1/me/passkeys/registration/verify', { response: key.register(regOpts.json) }, bearer(token))).status).toBe(201);
+    const headers = (ip: string) => ({ ...SAME_SITE, 'x-forwarded-for': ip });
+    const consoleTry = async (ip = nextIp()) => {
+      const opts = await call(h.app, 'POST', '/console/login/passkey/options', {}, headers(ip));
+      expect(opts.status).toBe(200);
+      expect(opts.json.userVerification).toBe('required');
+      return call(h.app, 'POST', '/console/login/passkey', { response: key.assert(opts.json) }, headers(ip));
+    };
+    // A passkey-only account: the password form says what else works.
+    await consoleAccess(h.s).grant(email, CLI, 'test');
+    const pwOnly = await page(h.app, 'POST', '/console/login', { email, password: PW }, SAME_SITE, nextIp());
+    expect(pwOnly.status).toBe(401);
+    expect(pwOnly.text).toContain('or sign in with your passkey');
+    expect(pwOnly.text).toContain('id="console-passkey"');
+    expect(pwOnly.text).toContain('<script type="module" src="/assets/passkey.js"></script>');
+    await consoleAccess(h.s).revokeGrant(email, CLI, 'test');
+
+    // Without the grant: a valid passkey gets no console session.
+    const refused = await consoleTry();
+    expect(refused.status).toBe(403);
+    expect(refused.json.detail).toContain('no access to the operator console');
+    expect(String(refused.headers['set-cookie'] ?? '')).not.toContain(CONSOLE_COOKIE);
+
+    await consoleAccess(h.s).grant(email, CLI, 'test');
+    const ok = await consoleTry();
+    expect(ok.status).toBe(204);
+    const set = ([] as string[]).concat(ok.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${CONSOLE_COOKIE}=`))!;
+    expect(set).toMatch(/HttpOnly/);
+    expect(set).toMatch(/SameSite=Strict/);
+    expect(set).toMatch(/Path=\/console/);
+    const value = decodeURIComponent(set.split(';')[0]!.split('=')[1]!);
+    const home = await page(h.app, 'GET', '/console', undefined, cookie(CONSOLE_COOKIE, value));
+    expect(home.status).toBe(200);
+    const rows = await h.s.storage.db.selectFrom('console_sessions').selectAll().where('user_id', '=', userId).execute();
+    expect(rows.find((r) => value.startsWith(r.id + '.'))?.auth_method).toBe('passkey');
+    expect((await h.s.audit.list()).find((a) => a.action === 'console.sign_in' && a.target === email)?.reason).toBe('signed in with passkey');
+    const events = await h.s.events.listForUser(h.s.storage.db, userId, 10);
+    expect(events.map((e) => e.type)).toContain('console.signed_in');
+
+    // A challenge from the account sign-in does not open the console, nor a console one the account.
+    const userOpts = await call(h.app, 'POST', '/api/v1/sessions/passkey/options', {}, headers(nextIp()));
+    const crossed = await call(h.app, 'POST', '/console/login/passkey', { response: key.assert(userOpts.json) }, headers(nextIp()));
+    expect(crossed.status).toBe(401);
+    const consoleOpts = await call(h.app, 'POST', '/console/login/passkey/options', {}, headers(nextIp()));
+    expect((await call(h.app, 'POST', '/api/v1/sessions/passkey', { response: key.assert(consoleOpts.json) }, headers(nextIp()))).status).toBe(401);
+    // Another site cannot start or finish it.
+    expect((await call(h.app, 'POST', '/console/login/passkey/options', {}, { origin: 'https://evil.example' })).status).toBe(403);
+    const evilOpts = await call(h.app, 'POST', '/console/login/passkey/options', {}, headers(nextIp()));
+    expect((await call(h.app, 'POST', '/console/login/passkey', { response: key.assert(evilOpts.json) }, { origin: 'https://evil.example' })).status).toBe(403);
+    // A wrong signature is the generic 401, and no session.
+    const badOpts = await call(h.app, 'POST', '/console/login/passkey/options', {}, headers(nextIp()));
+    const bad = key.assert(badOpts.json);
+    bad.response.signature = Buffer.from('not a signature').toString('base64url');
+    const badTry = await call(h.app, 'POST', '/console/login/passkey', { response: bad }, headers(nextIp()));
+    expect(badTry.status).toBe(401);
+    expect(badTry.headers['set-cookie']).toBeUndefined();
   });
 
   it('refuses an operator without two-step verification, with a message saying what to do', async () => {

@@ -8,7 +8,9 @@
  *   authenticator (possession + PIN/biometric), so it can replace password + code;
  * - a signature counter that does not grow (when the authenticator keeps one) is refused: clone;
  * - options for an email answer the same shape whether or not the account exists or has passkeys
- *   (a deterministic decoy credential id), so they do not tell who has an account.
+ *   (a deterministic decoy credential id), so they do not tell who has an account;
+ * - a sign-in challenge is issued for one place: the account's sign-in ('authenticate') or the
+ *   operator console ('console'); an assertion made for one is refused by the other.
  */
 import { createHmac } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -23,8 +25,8 @@ import { sha256Hex } from '../../kernel/crypto.js';
 import { normalizeEmail } from '../../kernel/email.js';
 import { AppError } from '../../kernel/errors.js';
 import { newId } from '../../kernel/ids.js';
-import type { Database } from '../../storage/schema.js';
-import type { AccountsService } from '../accounts/index.js';
+import type { Database, Db } from '../../storage/schema.js';
+import type { AccountsService, UserRow } from '../accounts/index.js';
 import type { RateLimiter } from '../guard/index.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import { describeDevice, type SessionsService, type SignInFlow } from '../sessions/index.js';
@@ -33,7 +35,7 @@ import {
   type Actor, type PasskeyView,
 } from './model.js';
 import { refuseWhenLimited, type ChangeOptions, type MfaService } from './service.js';
-import { mfaStore, type PasskeyRow } from './store.js';
+import { mfaStore, type ChallengePurpose, type PasskeyRow } from './store.js';
 
 export interface PasskeyDeps {
   db: Kysely<Database>;
@@ -179,7 +181,7 @@ export class PasskeyService {
 
   // --- sign-in with a passkey (anonymous) -------------------------------------------------------
 
-  async authenticationOptions(email: string | undefined, ctx: RequestContext): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  async authenticationOptions(email: string | undefined, ctx: RequestContext, purpose: Exclude<ChallengePurpose, 'register'> = 'authenticate'): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const ipKey = `passkey-options:${ctx.ip ?? 'unknown'}`;
     const hit = await this.d.limiter.hit(ipKey, PASSKEY_OPTIONS_RULE);
     if (!hit.allowed) throw new AppError('rate_limited', 'Too many sign-in attempts. Try again later.', { headers: { 'retry-after': String(Math.max(1, Math.ceil(hit.retryAfterMs / 1000))) } });
@@ -194,7 +196,7 @@ export class PasskeyService {
     }
     const options = await generateAuthenticationOptions({ rpID: this.rpID, timeout: CHALLENGE_TTL_MS, userVerification: 'required', ...(allowCredentials ? { allowCredentials } : {}) });
     const now = this.d.clock.now();
-    await mfaStore.putChallenge(this.d.db, { challenge_hash: sha256Hex(options.challenge), purpose: 'authenticate', user_id: null, session_id: null, created_at: now, expires_at: now + CHALLENGE_TTL_MS });
+    await mfaStore.putChallenge(this.d.db, { challenge_hash: sha256Hex(options.challenge), purpose, user_id: null, session_id: null, created_at: now, expires_at: now + CHALLENGE_TTL_MS });
     return options;
   }
 
@@ -204,19 +206,30 @@ export class PasskeyService {
   }
 
   async authenticate(response: AuthenticationResponseJSON, ctx: RequestContext): Promise<PasskeySignIn> {
+    // The same ending as a password sign-in: session, event and sign-in observers (new-device notice).
+    const { user, value } = await this.assertion(response, ctx, 'authenticate', (trx, u, passkeyId) => this.d.signIns.completeSignIn(trx, u, ctx, 'passkey', { passkey: passkeyId }));
+    return { token: value.token, sessionId: value.id, expiresAt: value.expiresAt, userId: user.id };
+  }
+
+  /**
+   * Verifies a passkey assertion answering a challenge issued for `purpose`, then runs `finish`
+   * in the transaction that records the passkey's use (its counter), so the two commit together.
+   * Any failure is one generic 401 (invalid_credentials), counted per source; a locked account fails.
+   */
+  async assertion<T>(response: AuthenticationResponseJSON, ctx: RequestContext, purpose: Exclude<ChallengePurpose, 'register'>, finish: (trx: Db, user: UserRow, passkeyId: string) => Promise<T>): Promise<{ user: UserRow; value: T }> {
     const failKey = `passkey-fail:${ctx.ip ?? 'unknown'}`;
     await refuseWhenLimited(this.d.limiter, failKey, PASSKEY_FAILURE_RULE, 'passkey sign-ins');
     let knownUser: string | null = null;
     const fail = async (reason: string): Promise<never> => {
       await this.d.limiter.hit(failKey, PASSKEY_FAILURE_RULE);
-      if (knownUser) await this.d.events.record(this.d.db, 'signin.failed', knownUser, ctx, { reason: 'passkey', detail: reason });
+      if (knownUser) await this.d.events.record(this.d.db, 'signin.failed', knownUser, ctx, { reason: 'passkey', detail: reason, ...(purpose === 'console' ? { where: 'console' } : {}) });
       // One answer for every failure: unknown passkey, wrong signature, expired challenge, locked account.
       throw new AppError('invalid_credentials', 'The passkey could not be verified. Try again.');
     };
     const challenge = challengeOf(response?.response?.clientDataJSON);
     if (!challenge) return fail('no challenge');
     const now = this.d.clock.now();
-    const ch = await mfaStore.takeChallenge(this.d.db, sha256Hex(challenge), 'authenticate', now);
+    const ch = await mfaStore.takeChallenge(this.d.db, sha256Hex(challenge), purpose, now);
     if (!ch) return fail('unknown, used or expired challenge');
     const cred = typeof response.id === 'string' && response.id.length <= 1024 ? await mfaStore.passkeyByCredential(this.d.db, response.id) : undefined;
     if (!cred) return fail('unknown credential');
@@ -238,10 +251,9 @@ export class PasskeyService {
     }
     const result = await this.d.db.transaction().execute(async (trx) => {
       if (!(await mfaStore.usePasskey(trx, cred.id, Number(cred.counter), newCounter, now))) return null;
-      // The same ending as a password sign-in: session, event and sign-in observers (new-device notice).
-      return this.d.signIns.completeSignIn(trx, user, ctx, 'passkey', { passkey: cred.id });
+      return { value: await finish(trx, user, cred.id) };
     });
     if (!result) return fail('counter did not grow');
-    return { token: result.token, sessionId: result.id, expiresAt: result.expiresAt, userId: user.id };
+    return { user, value: result.value };
   }
 }

@@ -2,7 +2,7 @@
  * MFA, passkeys and password change over HTTP. Every body is a closed schema (no unknown
  * fields); answers that carry secrets (TOTP seed, recovery codes, session tokens) are no-store.
  */
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { FastifyRequest } from 'fastify';
 import type { App } from '../../http/app.js';
@@ -33,7 +33,7 @@ const RegistrationResponse = Type.Object({
   clientExtensionResults: ExtensionResults,
 }, { additionalProperties: false, description: 'PublicKeyCredential.toJSON() of navigator.credentials.create()' });
 
-const AuthenticationResponse = Type.Object({
+export const AuthenticationResponse = Type.Object({
   id: B64u(1024), rawId: B64u(1024), type: Type.Literal('public-key'),
   response: Type.Object({
     clientDataJSON: B64u(4096), authenticatorData: B64u(16_384), signature: B64u(2048),
@@ -43,7 +43,15 @@ const AuthenticationResponse = Type.Object({
   clientExtensionResults: ExtensionResults,
 }, { additionalProperties: false, description: 'PublicKeyCredential.toJSON() of navigator.credentials.get()' });
 
-const Options = Type.Object({ challenge: Type.String() }, { additionalProperties: true, description: 'Pass to navigator.credentials (PublicKeyCredential.parse*OptionsFromJSON)' });
+/** The validated body as @simplewebauthn/server takes it (absent optional fields filled in). */
+export function assertionOf(raw: Static<typeof AuthenticationResponse>): AuthenticationResponseJSON {
+  return {
+    ...raw, clientExtensionResults: raw.clientExtensionResults ?? {},
+    response: { ...raw.response, userHandle: raw.response.userHandle ?? undefined },
+  } as unknown as AuthenticationResponseJSON;
+}
+
+export const Options = Type.Object({ challenge: Type.String() }, { additionalProperties: true, description: 'Pass to navigator.credentials (PublicKeyCredential.parse*OptionsFromJSON)' });
 const PasskeySchema = Type.Object({
   id: Type.String(), name: Type.String(), createdAt: Type.String(), lastUsedAt: Type.Union([Type.String(), Type.Null()]),
   deviceType: Type.String(), backedUp: Type.Boolean(), transports: Type.Array(Type.String()),
@@ -221,12 +229,7 @@ export async function mfaRoutes(app: App, s: Services): Promise<void> {
       response: { 201: Type.Object({ token: Type.String(), expiresAt: Type.String(), sessionId: Type.String() }), ...problems(400, 401, 429) },
     },
   }, async (req, reply) => {
-    const raw = req.body.response;
-    const response = {
-      ...raw, clientExtensionResults: raw.clientExtensionResults ?? {},
-      response: { ...raw.response, userHandle: raw.response.userHandle ?? undefined },
-    } as unknown as AuthenticationResponseJSON;
-    const r = await mfa.passkeys.authenticate(response, ctxOf(req));
+    const r = await mfa.passkeys.authenticate(assertionOf(req.body.response), ctxOf(req));
     reply.setCookie(SESSION_COOKIE, r.token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
     noStore(reply);
     return reply.code(201).send({ token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), sessionId: r.sessionId });

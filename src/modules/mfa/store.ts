@@ -3,6 +3,10 @@ import { newId } from '../../kernel/ids.js';
 import type { Db, MfaPasskeysTable, MfaTotpTable } from '../../storage/schema.js';
 import { prepared } from '../../storage/prepared.js';
 
+
+/** What a WebAuthn challenge was issued for: a challenge works only for its own ceremony. */
+export type ChallengePurpose = 'register' | 'authenticate' | 'console';
+
 export type TotpRow = MfaTotpTable;
 export type PasskeyRow = MfaPasskeysTable;
 
@@ -108,13 +112,13 @@ export const mfaStore = {
   },
 
   // --- WebAuthn challenges ------------------------------------------------------------------
-  async putChallenge(db: Db, row: { challenge_hash: string; purpose: 'register' | 'authenticate'; user_id: string | null; session_id: string | null; created_at: number; expires_at: number }): Promise<void> {
+  async putChallenge(db: Db, row: { challenge_hash: string; purpose: ChallengePurpose; user_id: string | null; session_id: string | null; created_at: number; expires_at: number }): Promise<void> {
     // Expired rows go as new ones come: the table holds at most a few minutes of ceremonies.
     await db.deleteFrom('mfa_challenges').where('expires_at', '<=', row.created_at).execute();
     await db.insertInto('mfa_challenges').values({ id: newId(row.created_at), ...row }).execute();
   },
   /** Single use: the DELETE is the check; returns the row only to its first taker, and only if live. */
-  async takeChallenge(db: Db, hash: string, purpose: 'register' | 'authenticate', now: number) {
+  async takeChallenge(db: Db, hash: string, purpose: ChallengePurpose, now: number) {
     const row = await db.selectFrom('mfa_challenges').selectAll().where('challenge_hash', '=', hash).where('purpose', '=', purpose).executeTakeFirst();
     if (!row) return null;
     const r = await db.deleteFrom('mfa_challenges').where('id', '=', row.id).executeTakeFirst();

@@ -1,8 +1,13 @@
 /**
  * Console sign-in (/console/login) and sign-out. Invariants:
- * - the console needs the account's password AND a second factor (TOTP or a recovery code), and
- *   the operator grant; an operator without two-step verification is refused with a message
- *   that says what to do, but only after the right password (the page reveals nothing to a guesser);
+ * - the console needs the account's password AND a second factor (TOTP or a recovery code), or
+ *   a passkey alone (user verification required: possession + PIN/biometric, and phishing-
+ *   resistant), and the operator grant; an operator without two-step verification is refused
+ *   with a message that says what to do, but only after the right password (the page reveals
+ *   nothing to a guesser);
+ * - a console passkey sign-in answers a challenge issued for the console only (not one from
+ *   /api/v1/sessions/passkey/options), and a valid passkey of an account without the grant
+ *   gets no session;
  * - every attempt passes the sign-in guard (per source) and a per-account failure limit, before
  *   the password is checked; codes have their own per-account limit (the MFA module's);
  * - the session cookie floodgate_console is HttpOnly, SameSite=Strict, Path=/console, Secure on
@@ -14,11 +19,14 @@ import type { App } from '../../http/app.js';
 import { sameOrigin } from '../../http/auth.js';
 import { ctxOf, noStore } from '../../http/context.js';
 import { normalizeEmail } from '../../kernel/email.js';
-import { isAppError } from '../../kernel/errors.js';
+import { AppError, isAppError } from '../../kernel/errors.js';
+import { problems } from '../../http/schemas.js';
+import { AuthenticationResponse, Options as PasskeyOptions, assertionOf } from '../../modules/mfa/routes.js';
 import type { LimitRule } from '../../modules/guard/index.js';
 import type { Services } from '../../services.js';
 import { csrfOk, csrfRefused, crossSiteRefused, csrfToken } from '../csrf.js';
 import { ALTCHA_ASSETS, AltchaField, challengeWidget, field, FormString } from '../forms.js';
+import { PASSKEY_ASSETS } from '../account-pages.js';
 import { html, notice, sendPage, type SafeHtml } from '../layout.js';
 import { seeOther } from '../session.js';
 import { CONSOLE_COOKIE, CONSOLE_SESSION_MS, operatorOf, type ConsoleAccess, type ConsoleSession } from './access.js';
@@ -42,14 +50,19 @@ export async function consoleUser(s: Services, access: ConsoleAccess, req: Fasti
 
 function loginForm(o: { email?: string; error?: string | null; challenge?: unknown; info?: SafeHtml | null }): SafeHtml {
   return html`${o.error ? notice('error', o.error) : ''}${o.info ?? ''}
-<p>Operators sign in with their own account, its password and a code from its authenticator app (or a recovery code). Every action in the console is recorded in the audit log.</p>
+<p>Operators sign in with their own account: its password and a code from its authenticator app (or a recovery code), or one of its passkeys. Every action in the console is recorded in the audit log.</p>
 <form method="post" action="/console/login">
 ${field({ id: 'email', label: 'Email address', type: 'email', value: o.email ?? '', autocomplete: 'username', inputmode: 'email', autofocus: !o.email })}
 ${field({ id: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', maxlength: 1024, autofocus: !!o.email })}
 ${field({ id: 'otp', label: 'One-time code', type: 'text', autocomplete: 'one-time-code', maxlength: 64, hint: 'From your authenticator app, or one of your recovery codes.' })}
 ${o.challenge ? challengeWidget(o.challenge) : ''}
 <button type="submit">Sign in to the console</button>
-</form>`;
+</form>
+<div id="console-passkey" class="passkey" hidden>
+<p>Or, if your account has a passkey:</p>
+<button type="button" id="console-passkey-button" class="secondary">Sign in to the console with a passkey</button>
+<p id="console-passkey-error" class="error" role="alert" hidden></p>
+</div>`;
 }
 
 export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAccess): Promise<void> {
@@ -61,7 +74,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
   }, async (req, reply) => {
     noStore(reply);
     if (await consoleUser(s, access, req)) return seeOther(reply, '/console');
-    return sendPage(reply, 200, 'Operator console', loginForm({ info: req.query.signed_out ? notice('success', 'You are signed out of the console.') : null }));
+    return sendPage(reply, 200, 'Operator console', loginForm({ info: req.query.signed_out ? notice('success', 'You are signed out of the console.') : null }), PASSKEY_ASSETS);
   });
 
   app.post('/console/login', {
@@ -77,7 +90,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     const ctx = ctxOf(req);
     const key = `console-fail:${normalizeEmail(email).slice(0, 320)}`;
     const again = (status: number, error: string, extra: { challenge?: unknown } = {}) =>
-      sendPage(reply, status, 'Operator console', loginForm({ email, error, ...extra }), extra.challenge ? ALTCHA_ASSETS : {});
+      sendPage(reply, status, 'Operator console', loginForm({ email, error, ...extra }), extra.challenge ? { ...ALTCHA_ASSETS, scripts: [...ALTCHA_ASSETS.scripts, ...PASSKEY_ASSETS.scripts] } : PASSKEY_ASSETS);
     const failed = async (error = 'The email, password or code is incorrect.') => {
       await s.limiter.hit(key, CONSOLE_FAILURE_RULE);
       return again(401, error);
@@ -101,7 +114,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     if (!(await s.mfa.factors.enabled(db, user.id))) {
       return again(403, 'The console needs two-step verification on your account. Sign in at /login, turn on an authenticator app on your security page, then come back.');
     }
-    if (!otp) return again(401, 'Enter the one-time code from your authenticator app (or a recovery code).');
+    if (!otp) return again(401, 'Enter the one-time code from your authenticator app (or a recovery code), or sign in with your passkey.');
     let method: 'totp' | 'recovery_code' | null;
     try {
       method = await db.transaction().execute((trx) => s.secondFactor.verify(trx, user.id, otp, ctx));
@@ -120,6 +133,45 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     });
     reply.setCookie(CONSOLE_COOKIE, session.token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
     return seeOther(reply, '/console');
+  });
+
+  app.post('/console/login/passkey/options', {
+    schema: {
+      tags: ['console'], summary: 'Console: start signing in with a passkey',
+      description: 'Options for navigator.credentials.get() (any passkey on the device), for POST /console/login/passkey only.',
+      body: Type.Optional(Type.Object({}, { additionalProperties: false })),
+      response: { 200: PasskeyOptions, ...problems(400, 403, 429) },
+    },
+  }, async (req, reply) => {
+    noStore(reply);
+    if (!sameOrigin(req, s.config.publicUrl)) throw new AppError('forbidden', 'Cross-site request refused.');
+    return s.mfa.passkeys.authenticationOptions(undefined, ctxOf(req), 'console');
+  });
+
+  app.post('/console/login/passkey', {
+    schema: {
+      tags: ['console'], summary: 'Console: sign in with a passkey',
+      description: 'Verifies the assertion for a challenge from POST /console/login/passkey/options and, for an account with the console grant, sets the console cookie (204). One generic 401 for any passkey failure; 403 for an account without the grant; 428 or 429 from the sign-in guard.',
+      body: Type.Object({ response: AuthenticationResponse }, { additionalProperties: false }),
+      response: { 204: Type.Null(), ...problems(400, 401, 403, 428, 429) },
+    },
+  }, async (req, reply) => {
+    noStore(reply);
+    if (!sameOrigin(req, s.config.publicUrl)) throw new AppError('forbidden', 'Cross-site request refused.');
+    const ctx = ctxOf(req);
+    // Per source, as every sign-in (a passkey names no account before it is verified).
+    await s.guard.enforce('signin', { ip: ctx.ip });
+    const { value: session } = await s.mfa.passkeys.assertion(assertionOf(req.body.response), ctx, 'console', async (trx, user) => {
+      if (!(await access.isOperator(trx, user.id))) return null;
+      const op = operatorOf(user.id, user.email);
+      const sess = await access.createSession(trx, user.id, ctx, 'passkey');
+      await s.events.record(trx, 'console.signed_in', user.id, ctx, { method: 'passkey' });
+      await s.audit.record(trx, op, 'console.sign_in', user.email, 'signed in with passkey', { ip: ctx.ip });
+      return sess;
+    });
+    if (!session) throw new AppError('forbidden', 'This account has no access to the operator console. An administrator grants it with `floodgate operators grant EMAIL`.');
+    reply.setCookie(CONSOLE_COOKIE, session.token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
+    return reply.code(204).send(null);
   });
 
   app.post('/console/logout', {
