@@ -3,7 +3,6 @@ import { newId } from '../../kernel/ids.js';
 import type { Db, MfaPasskeysTable, MfaTotpTable } from '../../storage/schema.js';
 import { prepared } from '../../storage/prepared.js';
 
-
 /** What a WebAuthn challenge was issued for: a challenge works only for its own ceremony. */
 export type ChallengePurpose = 'register' | 'authenticate' | 'console';
 

@@ -22,7 +22,9 @@ import { normalizeEmail } from '../../kernel/email.js';
 import { AppError, isAppError } from '../../kernel/errors.js';
 import { problems } from '../../http/schemas.js';
 import { AuthenticationResponse, Options as PasskeyOptions, assertionOf } from '../../modules/mfa/routes.js';
+import type { RequestContext } from '../../kernel/context.js';
 import type { LimitRule } from '../../modules/guard/index.js';
+import type { Db } from '../../storage/schema.js';
 import type { Services } from '../../services.js';
 import { csrfOk, csrfRefused, crossSiteRefused, csrfToken } from '../csrf.js';
 import { ALTCHA_ASSETS, AltchaField, challengeWidget, field, FormString } from '../forms.js';
@@ -30,6 +32,8 @@ import { PASSKEY_ASSETS } from '../account-pages.js';
 import { html, notice, sendPage, type SafeHtml } from '../layout.js';
 import { seeOther } from '../session.js';
 import { CONSOLE_COOKIE, CONSOLE_SESSION_MS, operatorOf, type ConsoleAccess, type ConsoleSession } from './access.js';
+
+const NO_ACCESS = 'This account has no access to the operator console. An administrator grants it with `floodgate operators grant EMAIL`.';
 
 /** Failed console sign-ins per account (password or code), before any password work. */
 export const CONSOLE_FAILURE_RULE: LimitRule = { windowMs: 15 * 60_000, limit: 10 };
@@ -68,6 +72,20 @@ ${o.challenge ? challengeWidget(o.challenge) : ''}
 export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAccess): Promise<void> {
   const secure = s.config.publicUrl.startsWith('https:');
   const db = s.storage.db;
+  // The end of every console sign-in, whatever proved it: the session, recorded on the account
+  // and in the audit log, in the caller's transaction.
+  const openSession = async (trx: Db, user: { id: string; email: string }, ctx: RequestContext, method: string) => {
+    const sess = await access.createSession(trx, user.id, ctx, method);
+    await s.events.record(trx, 'console.signed_in', user.id, ctx, { method });
+    await s.audit.record(trx, operatorOf(user.id, user.email), 'console.sign_in', user.email, `signed in with ${method}`, { ip: ctx.ip });
+    return sess;
+  };
+  const setCookie = (reply: FastifyReply, token: string) =>
+    reply.setCookie(CONSOLE_COOKIE, token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
+  // The console's JSON routes (the passkey sign-in): same origin only, answered as problem+json.
+  const refuseCrossSite = (req: FastifyRequest) => {
+    if (!sameOrigin(req, s.config.publicUrl)) throw new AppError('forbidden', 'Cross-site request refused.');
+  };
 
   app.get('/console/login', {
     schema: { tags: ['console'], summary: 'Console: sign-in page', querystring: Type.Object({ signed_out: Type.Optional(FormString(1)) }, { additionalProperties: false }) },
@@ -110,7 +128,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     if ((await s.limiter.peek(key, CONSOLE_FAILURE_RULE)) + 1 > CONSOLE_FAILURE_RULE.limit) return again(429, 'Too many failed attempts for this account. Wait 15 minutes, then try again.');
     const { user, ok } = await s.accounts.verifyCredentials(email, password, ctx);
     if (!user || !ok || user.locked_at !== null) return failed();
-    if (!(await access.isOperator(db, user.id))) return failed('This account has no access to the operator console. An administrator grants it with `floodgate operators grant EMAIL`.');
+    if (!(await access.isOperator(db, user.id))) return failed(NO_ACCESS);
     if (!(await s.mfa.factors.enabled(db, user.id))) {
       return again(403, 'The console needs two-step verification on your account. Sign in at /login, turn on an authenticator app on your security page, then come back.');
     }
@@ -124,14 +142,8 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     }
     if (!method) return failed();
     await s.limiter.reset(key);
-    const op = operatorOf(user.id, user.email);
-    const session = await db.transaction().execute(async (trx) => {
-      const sess = await access.createSession(trx, user.id, ctx, `password+${method}`);
-      await s.events.record(trx, 'console.signed_in', user.id, ctx, { method: `password+${method}` });
-      await s.audit.record(trx, op, 'console.sign_in', user.email, `signed in with password+${method}`, { ip: ctx.ip });
-      return sess;
-    });
-    reply.setCookie(CONSOLE_COOKIE, session.token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
+    const session = await db.transaction().execute((trx) => openSession(trx, user, ctx, `password+${method}`));
+    setCookie(reply, session.token);
     return seeOther(reply, '/console');
   });
 
@@ -144,7 +156,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     },
   }, async (req, reply) => {
     noStore(reply);
-    if (!sameOrigin(req, s.config.publicUrl)) throw new AppError('forbidden', 'Cross-site request refused.');
+    refuseCrossSite(req);
     return s.mfa.passkeys.authenticationOptions(undefined, ctxOf(req), 'console');
   });
 
@@ -157,20 +169,14 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     },
   }, async (req, reply) => {
     noStore(reply);
-    if (!sameOrigin(req, s.config.publicUrl)) throw new AppError('forbidden', 'Cross-site request refused.');
+    refuseCrossSite(req);
     const ctx = ctxOf(req);
     // Per source, as every sign-in (a passkey names no account before it is verified).
     await s.guard.enforce('signin', { ip: ctx.ip });
-    const { value: session } = await s.mfa.passkeys.assertion(assertionOf(req.body.response), ctx, 'console', async (trx, user) => {
-      if (!(await access.isOperator(trx, user.id))) return null;
-      const op = operatorOf(user.id, user.email);
-      const sess = await access.createSession(trx, user.id, ctx, 'passkey');
-      await s.events.record(trx, 'console.signed_in', user.id, ctx, { method: 'passkey' });
-      await s.audit.record(trx, op, 'console.sign_in', user.email, 'signed in with passkey', { ip: ctx.ip });
-      return sess;
-    });
-    if (!session) throw new AppError('forbidden', 'This account has no access to the operator console. An administrator grants it with `floodgate operators grant EMAIL`.');
-    reply.setCookie(CONSOLE_COOKIE, session.token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
+    const { value: session } = await s.mfa.passkeys.assertion(assertionOf(req.body.response), ctx, 'console', async (trx, user) =>
+      ((await access.isOperator(trx, user.id)) ? openSession(trx, user, ctx, 'passkey') : null));
+    if (!session) throw new AppError('forbidden', NO_ACCESS);
+    setCookie(reply, session.token);
     return reply.code(204).send(null);
   });
 
