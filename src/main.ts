@@ -21,7 +21,7 @@ import { Redis } from 'ioredis';
 import { Broadcasts, ChallengeService, Guard, GuardSignInThrottle, MemoryGuardStore, OutboundGuard, RedisGuardStore, resetGuard, type GuardStore } from './modules/guard/index.js';
 import { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
 import { createMfa, defaultBreachedList } from './modules/mfa/index.js';
-import { buildApp, type App } from './http/app.js';
+import { buildApp, buildMetricsApp, type App, type MetricsApp } from './http/app.js';
 import type { Services } from './services.js';
 
 export interface CreateOptions {
@@ -146,17 +146,21 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
 export interface Floodgate {
   services: Services;
   app: App;
+  /** The metrics listener's app when FLOODGATE_METRICS_PORT is set (serve listens on it). */
+  metricsApp: MetricsApp | null;
   close(): Promise<void>;
 }
 
 export async function createFloodgate(config: Config, opts: CreateOptions = {}): Promise<Floodgate> {
   const services = await createServices(config, opts);
   const app = await buildApp(services);
+  const metricsApp = config.metrics ? buildMetricsApp(services.metrics, services.logger) : null;
   if (opts.startWorkers) for (const w of services.workers) w.start();
   let closed = false;
   return {
     services,
     app,
+    metricsApp,
     async close() {
       if (closed) return;
       closed = true;
@@ -165,7 +169,7 @@ export async function createFloodgate(config: Config, opts: CreateOptions = {}):
       // grace period, so it cannot hold the shutdown, the courier's batch and the database open.
       const cut = setTimeout(() => app.server.closeAllConnections(), opts.shutdownGraceMs ?? 10_000);
       cut.unref();
-      await app.close();
+      await Promise.all([app.close(), metricsApp?.close()]);
       clearTimeout(cut);
       await Promise.all(services.workers.map((w) => w.stop()));
       await services.courier.stop(); // idempotent; closes pooled SMTP connections even when it ran outside `workers`

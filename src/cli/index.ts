@@ -98,6 +98,10 @@ program
     process.on('SIGINT', () => void stop('SIGINT'));
     try {
       await fg.app.listen({ port: cfg.port, host: cfg.host });
+      if (fg.metricsApp && cfg.metrics) {
+        await fg.metricsApp.listen({ port: cfg.metrics.port, host: cfg.metrics.host });
+        logger.info({ metrics: fg.metricsApp.listeningOrigin }, `metrics on ${fg.metricsApp.listeningOrigin}/metrics`);
+      }
     } catch (e) {
       await fg.close().catch(() => {});
       fail(e);

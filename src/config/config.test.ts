@@ -21,6 +21,29 @@ describe('config', () => {
     expect(() => { (c as any).port = 1; }).toThrow();
   });
 
+  it('shows the dev mailbox only on a loopback public URL unless asked, and never on https (issue 13.5)', () => {
+    expect(loadConfig({}).devMailbox).toBe(true); // http://localhost:8080
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'http://127.0.0.1:9000' }).devMailbox).toBe(true);
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'http://[::1]:9000' }).devMailbox).toBe(true);
+    // Before: any public URL without SMTP showed everyone's reset links to anyone who could reach it.
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'http://auth.example.com' }).devMailbox).toBe(false);
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'https://auth.example.com' }).devMailbox).toBe(false);
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'http://127.0.0.1.example.com' }).devMailbox).toBe(false);
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'http://localhost:8080', NODE_ENV: 'production' }).devMailbox).toBe(false);
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'http://localhost:8080', FLOODGATE_SMTP_URL: 'smtp://127.0.0.1:25' }).devMailbox).toBe(false);
+    expect(loadConfig({ FLOODGATE_PUBLIC_URL: 'http://staging.example.com', FLOODGATE_DEV_MAILBOX: 'true' }).devMailbox).toBe(true);
+    expect(problems({ FLOODGATE_PUBLIC_URL: 'https://auth.example.com', FLOODGATE_DEV_MAILBOX: 'true' })[0]).toMatch(/^FLOODGATE_DEV_MAILBOX: cannot be true with an https/);
+  });
+
+  it('puts metrics on a listener of their own only when asked', () => {
+    expect(loadConfig({}).metrics).toBeNull();
+    expect(loadConfig({ FLOODGATE_METRICS_PORT: '9464' }).metrics).toEqual({ port: 9464, host: '127.0.0.1' });
+    expect(loadConfig({ FLOODGATE_METRICS_PORT: '9464', FLOODGATE_METRICS_HOST: '10.0.0.5' }).metrics).toEqual({ port: 9464, host: '10.0.0.5' });
+    expect(problems({ FLOODGATE_METRICS_PORT: '8080' })[0]).toMatch(/^FLOODGATE_METRICS_PORT: must differ/);
+    expect(problems({ FLOODGATE_METRICS_PORT: 'x' })[0]).toMatch(/^FLOODGATE_METRICS_PORT/);
+    expect(problems({ FLOODGATE_METRICS_HOST: 'metrics.internal' })[0]).toMatch(/^FLOODGATE_METRICS_HOST/);
+  });
+
   it('names every bad variable at once', () => {
     const p = problems({ FLOODGATE_PORT: '99999', FLOODGATE_PUBLIC_URL: 'not a url', FLOODGATE_DATABASE_URL: 'mysql://x', FLOODGATE_TRUST_PROXY: '10.0.0.0/33', FLOODGATE_ADMIN_TOKEN: 'short', FLOODGATE_SECRET_KEY: 'nope', FLOODGATE_SESSION_IDLE_TIMEOUT: '5 minutes', FLOODGATE_DKIM_DOMAIN: 'example.test' });
     const named = p.map((x) => x.split(':')[0]);

@@ -37,6 +37,8 @@ export interface Config {
   readonly webhook: { readonly url: string; readonly secret: string } | null;
   /** Password hashes computed at once (the rest queue); default: the CPU cores available. */
   readonly hashConcurrency: number;
+  /** A listener of its own for /metrics (every metric, no token); null: /metrics on the main listener only. */
+  readonly metrics: { readonly port: number; readonly host: string } | null;
 }
 
 type Parsed<T> = T;
@@ -68,7 +70,9 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'FLOODGATE_BLAST_RADIUS', default: '100', doc: 'An operator action or job that would mail more recipients than this is held after that many until approved.' },
   { name: 'FLOODGATE_RESET_DENY_QUIET', default: '24h', doc: 'After "I didn\'t request this", reset mail to that address stays quiet this long.' },
   { name: 'FLOODGATE_PWNED_RANGE_URL', default: null, doc: 'Base URL of a Pwned Passwords range API (e.g. `https://api.pwnedpasswords.com`), asked with the first 5 hex digits of SHA-1 after the local breached list; failures and 2 s timeouts fall back to the local list. Unset: local list only.' },
-  { name: 'FLOODGATE_DEV_MAILBOX', default: null, doc: '`true` shows /dev/mailbox; default: on when no SMTP URL is set and NODE_ENV is not production.' },
+  { name: 'FLOODGATE_DEV_MAILBOX', default: null, doc: '`true` shows /dev/mailbox (everyone\'s mail, without authentication: development only). Default: on only when no SMTP URL is set, NODE_ENV is not production and the public URL is loopback. Refused with an https public URL.' },
+  { name: 'FLOODGATE_METRICS_PORT', default: null, doc: 'Serve every metric on a listener of its own (no token) at this port, and none on the main listener. Unset: `/metrics` on the main listener gives operators (Bearer token) every metric and anyone else only the process and HTTP metrics, which tell no account apart.' },
+  { name: 'FLOODGATE_METRICS_HOST', default: '127.0.0.1', doc: 'Address of the metrics listener (with FLOODGATE_METRICS_PORT); keep it loopback or a private network.' },
   { name: 'FLOODGATE_WEBHOOK_URL', default: null, doc: 'http(s) URL that receives operator notices as signed JSON POSTs (set together with FLOODGATE_WEBHOOK_SECRET).' },
   { name: 'FLOODGATE_WEBHOOK_SECRET', default: null, doc: 'At least 16 characters: HMAC-SHA256 key of the `X-Floodgate-Signature` header (see docs/courier.md).' },
   { name: 'FLOODGATE_HASH_CONCURRENCY', default: null, doc: 'Password hashes (argon2id, and bcrypt or scrypt of imported accounts) computed at once, 1-256; more wait their turn in arrival order. Unset: the number of CPU cores the process may use. Set it to the CPU quota when a container limits CPU time rather than cores.' },
@@ -211,10 +215,24 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
   const production = env.NODE_ENV === 'production';
   const dmRaw = get('FLOODGATE_DEV_MAILBOX');
-  let devMailbox = smtpUrl === null && !production;
+  // The dev mailbox shows everyone's reset links to anyone: by default only where nobody else can
+  // reach it (a loopback public URL), and never on https, which means a real deployment.
+  let devMailbox = smtpUrl === null && !production && publicUrl !== '' && isLoopbackOrigin(publicUrl);
   if (dmRaw !== null) {
     if (dmRaw !== 'true' && dmRaw !== 'false') bad('FLOODGATE_DEV_MAILBOX', 'must be true or false', dmRaw);
     devMailbox = dmRaw === 'true';
+    if (devMailbox && publicUrl.startsWith('https:')) bad('FLOODGATE_DEV_MAILBOX', 'cannot be true with an https FLOODGATE_PUBLIC_URL: it would show every reset link to anyone; set FLOODGATE_SMTP_URL', dmRaw);
+  }
+
+  const mpRaw = get('FLOODGATE_METRICS_PORT');
+  const metricsHost = get('FLOODGATE_METRICS_HOST')!;
+  let metrics: Config['metrics'] = null;
+  if (!(isIP(metricsHost) || metricsHost === 'localhost')) bad('FLOODGATE_METRICS_HOST', 'must be an IP address or localhost', metricsHost);
+  if (mpRaw !== null) {
+    const mp = /^\d{1,5}$/.test(mpRaw) ? Number(mpRaw) : NaN;
+    if (!(mp >= 0 && mp <= 65535)) bad('FLOODGATE_METRICS_PORT', 'must be a port number from 0 to 65535', mpRaw);
+    else if (mp !== 0 && mp === port) bad('FLOODGATE_METRICS_PORT', 'must differ from FLOODGATE_PORT', mpRaw);
+    else metrics = { port: mp, host: metricsHost };
   }
 
   const whUrl = get('FLOODGATE_WEBHOOK_URL');
@@ -250,9 +268,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (problems.length) throw new ConfigError(problems);
   const config: Parsed<Config> = {
     port, host, publicUrl, database, redisUrl, smtpUrl, mailFrom, dkim, trustProxy, adminToken, secretKey, dataDir,
-    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl, hashConcurrency,
+    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl, hashConcurrency, metrics,
   };
-  return Object.freeze({ ...config, trustProxy: Object.freeze([...trustProxy]), dkim: dkim && Object.freeze(dkim), database: Object.freeze(database), webhook: webhook && Object.freeze(webhook) });
+  return Object.freeze({ ...config, trustProxy: Object.freeze([...trustProxy]), dkim: dkim && Object.freeze(dkim), database: Object.freeze(database), webhook: webhook && Object.freeze(webhook), metrics: metrics && Object.freeze(metrics) });
+}
+
+/** Whether an origin names this machine only (localhost, 127.0.0.0/8, ::1): nobody else can open it. */
+export function isLoopbackOrigin(origin: string): boolean {
+  const h = new URL(origin).hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
 }
 
 export function decodeKey(raw: string): Buffer | null {

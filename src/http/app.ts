@@ -16,6 +16,7 @@ import { AppError } from '../kernel/errors.js';
 import type { Services } from '../services.js';
 import { sendProblem, toAppError } from './problem.js';
 import { clientIp } from './context.js';
+import { requireOperator } from './auth.js';
 import { accountsRoutes } from '../modules/accounts/routes.js';
 import { sessionsRoutes } from '../modules/sessions/routes.js';
 import { incidentsRoutes } from '../modules/incidents/routes.js';
@@ -29,6 +30,7 @@ import { guardRoutes } from '../modules/guard/routes.js';
 import { notMeRoutes } from '../modules/sessions/not-me-routes.js';
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
+export type MetricsApp = FastifyInstance<any, any, any, any>;
 
 export const BODY_LIMIT = 64 * 1024;
 
@@ -149,10 +151,17 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
     reply.header('cache-control', 'no-store');
     return { status: 'ok' };
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  // Metrics never tell accounts apart to the public: with a listener of their own (loopback by
+  // default) the main one has none; otherwise operators (Bearer token) get every metric and
+  // anyone else only the account-independent ones (process, HTTP by route and status, logs).
+  if (!config.metrics) {
+    app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
+      const registry = req.headers.authorization === undefined ? metrics.publicRegistry : (await requireOperator(services, req), metrics.registry);
+      reply.header('cache-control', 'no-store');
+      reply.type(registry.contentType);
+      return registry.metrics();
+    });
+  }
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await accountsRoutes(app, services);
@@ -168,6 +177,21 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
   await guardRoutes(app, services);
   await notMeRoutes(app, services);
   for (const p of plugins) await p(app, services);
+  return app;
+}
+
+/**
+ * The metrics listener (FLOODGATE_METRICS_PORT): every metric, no token, nothing else. It is
+ * meant for loopback or a private network, where only the scraper can reach it.
+ */
+export function buildMetricsApp(metrics: Services['metrics'], logger: Logger): MetricsApp {
+  const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('cache-control', 'no-store');
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, req, new AppError('not_found', 'This listener serves GET /metrics only.')));
   return app;
 }
 

@@ -13,7 +13,7 @@ const FIREFOX_UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20
 
 describe.each(DIALECTS)('security page on %s', (dialect) => {
   let h: Harness;
-  beforeAll(async () => { h = await makeHarness(dialect); });
+  beforeAll(async () => { h = await makeHarness(dialect, { env: { FLOODGATE_DEV_MAILBOX: 'true' } }); });
   afterAll(async () => { await h.close(); });
 
   async function signedIn(email: string, ua = CHROME_UA): Promise<{ sess: string; hdr: Record<string, string> }> {

@@ -18,7 +18,8 @@ const PUBLIC = 'http://floodgate.test';
 describe.each(DIALECTS)('dev mailbox and in-app inbox on %s', (dialect) => {
   let h: Harness;
   const db = () => h.s.storage.db;
-  beforeAll(async () => { h = await makeHarness(dialect); });
+  // The harness's public URL is not loopback: the dev mailbox is on only when asked for.
+  beforeAll(async () => { h = await makeHarness(dialect, { env: { FLOODGATE_DEV_MAILBOX: 'true' } }); });
   afterAll(async () => { await h.close(); });
 
   it('keeps mail in the dev mailbox (sealed at rest) and shows it escaped, with our links clickable', async () => {
