@@ -34,6 +34,9 @@ export type MetricsApp = FastifyInstance<any, any, any, any>;
 
 export const BODY_LIMIT = 64 * 1024;
 
+/** Content types the JSON API accepts: JSON, and NDJSON for imports (nothing a cross-site form can send). */
+const API_BODY_TYPE = /^\s*application\/(?:json|x-ndjson)\s*(?:;|$)/i;
+
 const REQ_PREFIX = randomBytes(4).toString('base64url').slice(0, 6);
 let reqSeq = 0;
 
@@ -93,8 +96,18 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
   // reads, no referrer, no caching, HSTS on https. Half the bytes on every answer of a flood.
   const apiHeaders = apiSecurityHeaders(config.publicUrl.startsWith('https:'));
   app.addHook('onRequest', (req, reply, done) => {
-    reply.headers(req.url.startsWith('/api/') ? apiHeaders : headers);
+    const api = req.url.startsWith('/api/');
+    reply.headers(api ? apiHeaders : headers);
     reply.header('x-request-id', req.id);
+    // The API takes JSON (and NDJSON imports) only. Forms are for the hosted pages: a form is
+    // the one body another site's page can post here without a CORS preflight, so accepting it
+    // under /api/ would let any site sign a visitor in (login CSRF) or make every visitor a
+    // fresh source of sign-up and verification mail. Refused before anything is parsed.
+    const type = req.headers['content-type'];
+    if (api && type !== undefined && !API_BODY_TYPE.test(type)) {
+      done(new AppError('unsupported_media_type', 'The API takes application/json only (application/x-ndjson for imports); forms are for the hosted pages.'));
+      return;
+    }
     done();
   });
 
