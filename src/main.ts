@@ -78,7 +78,7 @@ export function loadSecretKey(config: Config): Buffer {
 export async function createServices(config: Config, opts: CreateOptions = {}): Promise<Services> {
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger(config);
-  const storage = opts.storage ?? (await openStorage(config.database));
+  const storage = opts.storage ?? (await openStorage(config.database, { onConnectionError: (e) => logger.warn({ err: { message: e.message, code: (e as { code?: unknown }).code } }, 'database connection lost; reconnecting on the next query') }));
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
   const box = new SecretBox(loadSecretKey(config));
   const events = new SecurityEvents(clock);

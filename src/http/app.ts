@@ -153,6 +153,7 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
 
   app.setErrorHandler((err, req, reply) => {
     const appErr = toAppError(err);
+    if (appErr?.code === 'unavailable') req.log.warn({ reqId: req.id, err: { message: err instanceof Error ? err.message : String(err) } }, 'database unavailable');
     if (appErr) return sendProblem(reply, req, appErr);
     req.log.error({ err, reqId: req.id }, 'unhandled error');
     return sendProblem(reply, req, new AppError('internal', 'Something went wrong on our side. The request id identifies it in the logs.'));

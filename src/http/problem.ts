@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERROR_CODES, type ErrorCode } from '../kernel/errors.js';
+import { isDatabaseUnavailable } from '../storage/unavailable.js';
 
 export interface Problem {
   type: string;
@@ -64,6 +65,8 @@ export function toAppError(e: unknown): AppError | null {
       return new AppError('invalid_request', 'The URL is not valid.');
   }
   if (e instanceof SyntaxError) return new AppError('malformed_body', 'The body could not be parsed.');
+  // The database is restarting, failing over or unreachable: a clear, retryable answer, not a 500.
+  if (isDatabaseUnavailable(e)) return new AppError('unavailable', 'The service cannot reach its database right now. Try again in a few seconds.', { headers: { 'retry-after': '5' } });
   const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 0;
   if (status === 413) return new AppError('body_too_large');
   if (status === 415) return new AppError('unsupported_media_type');

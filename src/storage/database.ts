@@ -34,7 +34,16 @@ export interface OpenOptions {
   poolSize?: number;
   /** SQLite files only: WAL checkpoints in a worker thread (see checkpointer.ts); false leaves them to SQLite. */
   checkpoints?: CheckpointerOptions | false;
+  /**
+   * PostgreSQL only: an idle pooled connection failed (the server restarted, failed over or cut
+   * it). The pool drops that connection and opens a fresh one on the next query; this is told so
+   * it can be logged. Default: a process warning.
+   */
+  onConnectionError?: (e: Error) => void;
 }
+
+/** How long a query waits for a PostgreSQL connection before it fails (and is answered 503). */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * better-sqlite3 prepares a statement on every query Kysely runs; the same few hundred SQL texts
@@ -102,8 +111,20 @@ export async function openStorage(url: DatabaseUrl, opts: OpenOptions = {}): Pro
     const pool = new pg.Pool({
       connectionString: url.url,
       max: opts.poolSize ?? 10,
+      // Without it a query waits forever for a connection to a database that does not answer.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
+    // When the server restarts or fails over, every connection gets "terminating connection due
+    // to administrator command" (57P01) or a closed socket. pg emits that as an 'error' event on
+    // the client when no query is running on it: an idle client (the pool re-emits it on itself)
+    // or one checked out between two queries (a transaction, the courier's claim). An 'error'
+    // event nobody listens to is an uncaught exception: every database restart killed the
+    // process. So every client gets a listener when it connects; the pool drops a broken client
+    // when it is released and opens a fresh one for the next query.
+    const onConnectionError = opts.onConnectionError ?? ((e: Error) => process.emitWarning(`PostgreSQL connection lost: ${e.message}`));
+    pool.on('connect', (client) => client.on('error', (e) => onConnectionError(e)));
+    pool.on('error', () => { /* the same error, already reported by the client's own listener */ });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     storage = { db, dialect: 'postgres', close: () => db.destroy() };
   }

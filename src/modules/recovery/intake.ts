@@ -85,7 +85,7 @@ export class ResetIntakeWorker implements BackgroundWorker {
       } catch (e) {
         count('failed');
         if (this.d.recovery.isLostClaim(e)) continue;
-        // The claim lapses after the lease: the retry comes with a delay, not in a hot loop.
+        // Retried on this worker's next poll (it takes back its own claims), or by another worker when the lease lapses.
         this.d.logger.error({ err: e, intake: row.id, requestId: row.request_id }, 'reset request could not be decided; will retry');
       }
     }

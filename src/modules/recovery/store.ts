@@ -156,6 +156,9 @@ export const recoveryStore = {
   /**
    * Claim up to `limit` unclaimed (or abandoned) rows, oldest first, for `worker` until
    * `now + leaseMs`. On PostgreSQL concurrent workers skip each other's rows instead of waiting.
+   * A worker also takes back rows it still holds itself: it decides one batch at a time, so a row
+   * still claimed by it when the next batch starts is one whose decision failed (the database
+   * went away mid-batch). It is retried on the next poll instead of waiting out the lease.
    */
   async claimIntake(db: Db, dialect: DialectName, worker: string, now: number, leaseMs: number, limit: number): Promise<IntakeRow[]> {
     const rows = await db
@@ -165,7 +168,7 @@ export const recoveryStore = {
         eb
           .selectFrom('reset_intake')
           .select('id')
-          .where((w) => w.or([w('claimed_until', 'is', null), w('claimed_until', '<=', now)]))
+          .where((w) => w.or([w('claimed_until', 'is', null), w('claimed_until', '<=', now), w('claimed_by', '=', worker)]))
           .where('held', '!=', 1)
           .orderBy('id')
           .limit(limit)
