@@ -15,6 +15,7 @@ describe('HTTP surface', () => {
   it('serves health, metrics and an OpenAPI document covering every public API route', async () => {
     const hz = await call(h.app, 'GET', '/healthz');
     expect(hz).toMatchObject({ status: 200, json: { status: 'ok' } });
+    expect(await call(h.app, 'GET', '/readyz')).toMatchObject({ status: 200, json: { status: 'ready', checks: { database: 'ok', counters: 'in-process' } } });
     const oa = await call(h.app, 'GET', '/openapi.json');
     expect(oa.status).toBe(200);
     expect(oa.json.openapi).toBe('3.1.0');

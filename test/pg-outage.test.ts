@@ -114,6 +114,12 @@ describe.runIf(POSTGRES_URL)('a PostgreSQL restart under floodgate serve', { tim
     phase = 'down';
     await new Promise((r) => setTimeout(r, 4000));
     expect(exitCode, `serve died when PostgreSQL stopped:\n${output}`).toBeUndefined();
+    // Alive (no point restarting it), but not ready for traffic.
+    expect((await api('GET', '/healthz')).status).toBe(200);
+    const notReady = await api('GET', '/readyz');
+    expect(notReady.status).toBe(503);
+    expect(JSON.parse(notReady.text)).toMatchObject({ status: 'not_ready', checks: { counters: 'in-process' } });
+    expect(JSON.parse(notReady.text).checks.database).not.toBe('ok');
     phase = 'restarting';
     await cluster.start();
     const back = Date.now();
@@ -123,6 +129,7 @@ describe.runIf(POSTGRES_URL)('a PostgreSQL restart under floodgate serve', { tim
       await new Promise((r) => setTimeout(r, 100));
     }
     phase = 'after';
+    expect(JSON.parse((await api('GET', '/readyz')).text)).toEqual({ status: 'ready', checks: { database: 'ok', counters: 'in-process' } });
     await new Promise((r) => setTimeout(r, 1500));
     while (next < emails.length && Date.now() - back < 60_000) await new Promise((r) => setTimeout(r, 100));
     stop = true;

@@ -12,6 +12,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { AppError } from '../kernel/errors.js';
 import type { Services } from '../services.js';
 import { sendProblem, toAppError } from './problem.js';
@@ -33,6 +34,9 @@ export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
 export type MetricsApp = FastifyInstance<any, any, any, any>;
 
 export const BODY_LIMIT = 64 * 1024;
+
+/** How long /readyz waits for each dependency. */
+const READY_PROBE_MS = 1000;
 
 /** Content types the JSON API accepts: JSON, and NDJSON for imports (nothing a cross-site form can send). */
 const API_BODY_TYPE = /^\s*application\/(?:json|x-ndjson)\s*(?:;|$)/i;
@@ -161,9 +165,31 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
   app.setNotFoundHandler((req, reply) => sendProblem(reply, req, new AppError('not_found', `No route for ${req.method} ${req.url.split('?')[0]!.slice(0, 100)}`)));
 
 
+  // Liveness: the process serves (a restart would not help while a dependency is away: it
+  // recovers by itself). Readiness: whether to send it traffic now, from quick probes of what
+  // every request needs.
   app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
     reply.header('cache-control', 'no-store');
     return { status: 'ok' };
+  });
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('cache-control', 'no-store');
+    const probe = async (p: Promise<unknown>) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_r, reject) => { timer = setTimeout(() => reject(new Error('timeout')), READY_PROBE_MS); });
+      try {
+        await Promise.race([p, timeout]);
+        return 'ok';
+      } catch (e) {
+        return e instanceof Error && e.message === 'timeout' ? `no answer within ${READY_PROBE_MS} ms` : 'unreachable';
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const [database, counters] = await Promise.all([probe(sql`select 1`.execute(services.storage.db)), probe(services.guardStore.getValue('readyz'))]);
+    const ready = database === 'ok' && counters === 'ok';
+    reply.code(ready ? 200 : 503);
+    return { status: ready ? 'ready' : 'not_ready', checks: { database, counters: services.guardStore.kind === 'redis' ? counters : 'in-process' } };
   });
   // Metrics never tell accounts apart to the public: with a listener of their own (loopback by
   // default) the main one has none; otherwise operators (Bearer token) get every metric and
