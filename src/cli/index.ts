@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import dotenv from 'dotenv';
 import type { Logger } from 'pino';
-import { ConfigError, configReferenceMarkdown, loadConfig, type Config } from '../config/schema.js';
+import { ConfigError, configReferenceMarkdown, isLoopbackOrigin, loadConfig, type Config } from '../config/schema.js';
 import { CLI_CONTEXT } from '../kernel/context.js';
 import { createFloodgate, createLogger, createServices, logStreamOf } from '../main.js';
 import { openStorage } from '../storage/database.js';
@@ -106,6 +106,8 @@ program
       await fg.close().catch(() => {});
       fail(e);
     }
+    // Plain http beyond this machine: cookies are not Secure, no HSTS, and every token crosses the network in clear.
+    if (cfg.publicUrl.startsWith('http:') && !isLoopbackOrigin(cfg.publicUrl)) logger.warn({ publicUrl: cfg.publicUrl }, 'FLOODGATE_PUBLIC_URL is plain http on a non-loopback host: session cookies cannot be Secure and links carry tokens in clear; use https in production');
     const addr = fg.app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
     logger.info({ listen: `http://${cfg.host}:${port}`, publicUrl: cfg.publicUrl, database: cfg.database.kind, courier: cfg.courier }, `Floodgate is serving on http://${cfg.host}:${port} (public URL ${cfg.publicUrl})`);
