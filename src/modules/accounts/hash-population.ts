@@ -57,7 +57,9 @@ export class HashPopulation {
       const due = now - this.lastFull >= FULL_READ_EVERY ? this.readAll() : now - this.lastNew >= NEW_ROWS_EVERY ? this.readNew() : null;
       if (due) {
         this.background = due
-          .catch((e: unknown) => this.d.logger?.warn({ err: e instanceof Error ? e.message : String(e) }, 'reading the stored password hash kinds failed; will retry'))
+          .catch((e: unknown) => {
+            this.d.logger?.warn({ err: e instanceof Error ? e.message : String(e) }, 'reading the stored password hash kinds failed; will retry');
+          })
           .finally(() => { this.background = null; });
       }
     }
@@ -81,7 +83,8 @@ export class HashPopulation {
   refusedAtSignIn(userId: string, reason: string): void {
     if (this.warned.has(userId) || this.warned.size >= MAX_WARNED) return;
     this.warned.add(userId);
-    this.d.logger?.warn({ userId, reason }, 'stored password hash beyond the cost bounds: not run, the sign-in failed as with a wrong password; the account needs a password reset');
+    this.d.logger?.warn({ userId, reason },
+      'stored password hash beyond the cost bounds: not run, the sign-in failed as with a wrong password; the account needs a password reset');
   }
 
   /** Read every stored hash not of the current class; the set becomes what is found. */
@@ -97,10 +100,15 @@ export class HashPopulation {
     if (shown === this.shown) return;
     this.shown = shown;
     if (found.length) {
-      this.d.logger?.info({ classes: Object.fromEntries(found.map((f) => [f.cls.key, f.n])) }, 'legacy password hashes in use: every sign-in runs one hash of each kind until they are upgraded');
+      this.d.logger?.info({ classes: Object.fromEntries(found.map((f) => [f.cls.key, f.n])) },
+        'legacy password hashes in use: every sign-in runs one hash of each kind until they are upgraded');
     }
-    if (left.length) this.d.logger?.warn({ left }, `more than the allowed kinds of legacy password hash: sign-ins to accounts of these kinds take longer than others until they are upgraded`);
-    if (beyond.size) this.d.logger?.warn({ accounts: Object.fromEntries(beyond) }, 'stored password hashes beyond the cost bounds: these accounts cannot sign in with a password until reset');
+    if (left.length) {
+      this.d.logger?.warn({ left }, 'more kinds of legacy password hash than allowed: sign-ins to accounts of these kinds take longer than others until upgraded');
+    }
+    if (beyond.size) {
+      this.d.logger?.warn({ accounts: Object.fromEntries(beyond) }, 'stored password hashes beyond the cost bounds: these accounts cannot sign in with a password until reset');
+    }
   }
 
   /** Read the rows made since the last read (another instance's import). */

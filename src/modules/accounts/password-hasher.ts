@@ -312,7 +312,8 @@ export class PasswordHasher {
     switch (cls.kind) {
       case 'argon2': {
         const algorithm = { argon2d: 0, argon2i: 1, argon2id: 2 }[cls.variant];
-        return { stored: await this.pool.run<string>({ op: 'argon2.hash', password: DUMMY_PASSWORD, options: { algorithm, memoryCost: cls.m, timeCost: cls.t, parallelism: cls.p } }) };
+        const options = { algorithm, memoryCost: cls.m, timeCost: cls.t, parallelism: cls.p };
+        return { stored: await this.pool.run<string>({ op: 'argon2.hash', password: DUMMY_PASSWORD, options }) };
       }
       case 'bcrypt':
         return { stored: await this.pool.run<string>({ op: 'bcrypt.hash', password: DUMMY_PASSWORD, cost: cls.cost }) };
@@ -335,7 +336,8 @@ export class PasswordHasher {
     if (usable && !this.classes.has(usable.key)) entries.push({ cls: usable, dummy: Promise.resolve(null), made: null, seq: -1 });
     const pw = tooLong ? password.slice(0, MAX_PASSWORD_BYTES) : password;
     const submit = async (dummies: (Dummy | null)[]): Promise<VerifyResult> => {
-      const answers = await Promise.all(entries.map((e, i) => (e.cls.key === usable?.key ? this.check(e.cls, stored!, pw) : this.checkDummy(e.cls, dummies[i]!, pw))));
+      const answers = await Promise.all(entries.map((e, i) => (
+        e.cls.key === usable?.key ? this.check(e.cls, stored!, pw) : this.checkDummy(e.cls, dummies[i]!, pw))));
       const ok = usable !== null && answers[entries.findIndex((e) => e.cls.key === usable.key)] === true;
       const result: VerifyResult = { ok, needsRehash: ok && usable.key !== this.current.key };
       if (own?.problem) result.refused = own.problem;
