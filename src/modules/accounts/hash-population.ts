@@ -38,6 +38,8 @@ export class HashPopulation {
   private background: Promise<void> | null = null;
   private lastFull = 0;
   private lastNew = 0;
+  /** After a failed background read, the next waits this long (not one per sign-in). */
+  private notBefore = 0;
   private shown = '';
   private readonly warned = new Set<string>();
 
@@ -52,12 +54,13 @@ export class HashPopulation {
       this.first ??= this.readAll().then(() => { this.loaded = true; }, (e: unknown) => { this.first = null; throw e; });
       return this.first;
     }
-    if (!this.background) {
-      const now = this.d.clock.now();
+    const now = this.d.clock.now();
+    if (!this.background && now >= this.notBefore) {
       const due = now - this.lastFull >= FULL_READ_EVERY ? this.readAll() : now - this.lastNew >= NEW_ROWS_EVERY ? this.readNew() : null;
       if (due) {
         this.background = due
           .catch((e: unknown) => {
+            this.notBefore = this.d.clock.now() + NEW_ROWS_EVERY;
             this.d.logger?.warn({ err: e instanceof Error ? e.message : String(e) }, 'reading the stored password hash kinds failed; will retry');
           })
           .finally(() => { this.background = null; });

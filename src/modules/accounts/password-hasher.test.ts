@@ -141,6 +141,20 @@ describe('PasswordHasher', () => {
     await h.close();
   });
 
+  it('makes a dummy again when the thread making it dies (a dummy that cost nothing would undo the equal work)', async () => {
+    const h = new PasswordHasher(CHEAP, { concurrency: 1 });
+    const jobs = watchHashJobs(h);
+    expect(h.admit(await bcryptHash('x', 4).then((b) => b.replace(/^\$2[aby]\$04\$/, '$2b$08$')))).toBeNull();
+    // The thread is still starting when it dies: it held both dummies (argon2id and bcrypt cost=8).
+    const pool = (h as unknown as { pool: { threads: { worker: { terminate(): Promise<number> } }[] } }).pool;
+    await pool.threads[0]!.worker.terminate();
+    await h.verifyDummy('wrong');
+    const sent = jobs.take();
+    expect(sent.filter((j) => j === 'bcrypt.hash cost=8')).toEqual(['bcrypt.hash cost=8', 'bcrypt.hash cost=8']);
+    expect(sent.filter((j) => j.includes('verify'))).toEqual(['argon2.verify argon2id m=1024,t=1,p=1', 'bcrypt.verify cost=8']);
+    await h.close();
+  });
+
   it('refuses stored costs beyond the bounds and takes what common systems write', () => {
     const b4 = '$2b$04$' + 'a'.repeat(53);
     const refused = {

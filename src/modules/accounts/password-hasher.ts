@@ -191,7 +191,7 @@ type Dummy = { stored: string } | { salt: Buffer; expected: Buffer };
 
 interface ClassEntry {
   cls: CostClass;
-  /** Never rejects: null when it could not be made (the pool closed). */
+  /** Never rejects: null when it could not be made (the pool closed, or three tries failed). */
   dummy: Promise<Dummy | null>;
   /** The dummy once made (undefined before). */
   made?: Dummy | null;
@@ -206,6 +206,7 @@ export class PasswordHasher {
   /** The classes in the order every verification submits them: the current one, then the legacy ones by key. */
   private order: ClassEntry[] = [];
   private seq = 0;
+  private closed = false;
   constructor(readonly params: Argon2Params = DEFAULT_ARGON2, opts: HasherOptions = {}) {
     this.pool = new HashPool(opts.concurrency ?? availableParallelism());
     const { memoryCost: m, timeCost: t, parallelism: p } = params;
@@ -292,11 +293,12 @@ export class PasswordHasher {
 
   /** Stop the hashing threads (hashes still waiting fail, as wrong passwords). */
   close(): Promise<void> {
+    this.closed = true;
     return this.pool.close();
   }
 
   private join(cls: CostClass): void {
-    const entry: ClassEntry = { cls, dummy: this.makeDummy(cls).catch(() => null), seq: this.seq++ };
+    const entry: ClassEntry = { cls, dummy: this.makeDummyRetrying(cls), seq: this.seq++ };
     void entry.dummy.then((d) => { entry.made = d; });
     this.classes.set(cls.key, entry);
     this.reorder();
@@ -305,6 +307,16 @@ export class PasswordHasher {
   private reorder(): void {
     const legacy = [...this.classes.values()].filter((e) => e.cls !== this.current).sort((a, b) => (a.cls.key < b.cls.key ? -1 : 1));
     this.order = [this.classes.get(this.current.key)!, ...legacy];
+  }
+
+  /** A dummy that costs nothing would undo the equal work: one whose thread died is made again. */
+  private async makeDummyRetrying(cls: CostClass): Promise<Dummy | null> {
+    for (let tries = 0; tries < 3 && !this.closed; tries++) {
+      try {
+        return await this.makeDummy(cls);
+      } catch { /* a hash thread died: try again */ }
+    }
+    return null;
   }
 
   /** A real hash of DUMMY_PASSWORD in the class, computed once on the hash threads. */
