@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const ALL = ['signin', 'import', 'reset-timing', 'courier', 'breached', 'guard'];
+const ALL = ['signin', 'import', 'reset-timing', 'signin-timing', 'courier', 'breached', 'guard'];
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 let failed = 0;
 for (const name of wanted) {

@@ -90,7 +90,7 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const db = storage.db;
   // Known-breached passwords: the local list, plus the range API when FLOODGATE_PWNED_RANGE_URL is set.
   const breached = opts.breached ?? defaultBreachedList(config.pwnedRangeUrl, (reason) => logger.warn({ reason }, 'breached-password range API unavailable; local list only'));
-  const accounts = new AccountsService({ db, clock, hasher, breached, events, outbox, publicUrl: config.publicUrl });
+  const accounts = new AccountsService({ db, clock, hasher, breached, events, outbox, publicUrl: config.publicUrl, logger });
   const sessions = new SessionsService({ db, clock, events, idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs });
   // Shared counters: Redis when configured (several instances share one view), else in-process.
   const store: GuardStore = opts.guardStore ?? (config.redisUrl ? new RedisGuardStore(new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true }), clock) : new MemoryGuardStore(clock));

@@ -23,6 +23,7 @@ export type HashOp =
   | { op: 'argon2.hash'; password: string; options: Record<string, number> }
   | { op: 'argon2.verify'; stored: string; password: string }
   | { op: 'bcrypt.verify'; stored: string; password: string }
+  | { op: 'bcrypt.hash'; password: string; cost: number }
   | { op: 'scrypt'; password: string; salt: Buffer; keylen: number; options: { N: number; r: number; p: number; maxmem: number } };
 
 const require = createRequire(import.meta.url);
@@ -40,6 +41,7 @@ parentPort.on('message', ({ id, job }) => {
       case 'argon2.hash': result = argon2.hashSync(job.password, job.options); break;
       case 'argon2.verify': result = argon2.verifySync(job.stored, job.password); break;
       case 'bcrypt.verify': result = bcrypt.verifySync(job.password, job.stored); break;
+      case 'bcrypt.hash': result = bcrypt.hashSync(job.password, job.cost); break;
       case 'scrypt': result = scryptSync(job.password, job.salt, job.keylen, job.options); break;
       default: throw new Error('unknown hash operation');
     }

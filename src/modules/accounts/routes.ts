@@ -68,7 +68,7 @@ export async function accountsRoutes(app: App, s: Services): Promise<void> {
     {
       email: Email,
       password: Type.Optional(Password),
-      passwordHash: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'argon2 PHC, bcrypt ($2a$/$2b$/$2y$) or scrypt PHC; upgraded to argon2id on next sign-in' })),
+      passwordHash: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'argon2 PHC, bcrypt ($2a$/$2b$/$2y$) or scrypt PHC, with costs within the bounds of docs/security.md (bcrypt 4-12, scrypt N <= 2^17 and 128 MiB, argon2 m <= 128 MiB); upgraded to argon2id on next sign-in' })),
       emailVerified: Type.Optional(Type.Boolean()),
     },
     { additionalProperties: false },

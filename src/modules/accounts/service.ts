@@ -5,9 +5,10 @@
  *   hash either way); the owner of an existing address gets a notice instead of a second account;
  * - verification tokens are `id.secret`, 256-bit secret, only sha256(secret) stored, single use,
  *   30-minute expiry, replaced by a newer one;
- * - a wrong password and an unknown email cost the same (dummy verification) and look the same.
+ * - a wrong password and an unknown email cost the same (the same hashes: password-hasher.ts) and look the same.
  */
 import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import { MINUTE, type Clock } from '../../kernel/clock.js';
 import type { Cause, RequestContext } from '../../kernel/context.js';
 import { mintToken, parseToken, secretMatches } from '../../kernel/crypto.js';
@@ -17,7 +18,8 @@ import { newId } from '../../kernel/ids.js';
 import type { Database, Db } from '../../storage/schema.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import type { Outbox } from '../notifications/index.js';
-import { isSupportedHash, MAX_PASSWORD_BYTES, type PasswordHasher } from './password-hasher.js';
+import { HashPopulation } from './hash-population.js';
+import { MAX_PASSWORD_BYTES, type PasswordHasher } from './password-hasher.js';
 import { checkPassword, PASSWORD_PROBLEM_TEXT, type BreachedPasswords } from './password-policy.js';
 import { accountsStore, type UserRow } from './store.js';
 
@@ -31,6 +33,8 @@ export interface AccountsDeps {
   events: SecurityEvents;
   outbox: Outbox;
   publicUrl: string;
+  /** Warnings about stored hashes beyond the cost bounds (hash-population.ts). */
+  logger?: Logger | undefined;
 }
 
 export interface NewUserInput {
@@ -48,7 +52,11 @@ export interface ImportReport {
 }
 
 export class AccountsService {
-  constructor(private readonly d: AccountsDeps) {}
+  /** The kinds of stored hash every verification runs one of (hash-population.ts). */
+  readonly hashes: HashPopulation;
+  constructor(private readonly d: AccountsDeps) {
+    this.hashes = new HashPopulation(d);
+  }
 
   /** Validates email and password; returns the normalised email or throws a 400. */
   async validateNew(email: string, password: string): Promise<string> {
@@ -132,7 +140,7 @@ export class AccountsService {
   /** Operator creation of one user. 409 when the email is taken. */
   async createByOperator(input: NewUserInput, ctx: RequestContext, operatorId: string): Promise<{ id: string; email: string }> {
     const row = await this.prepareRow(input);
-    if (typeof row === 'string') throw new AppError(row.startsWith('password') ? 'weak_password' : 'invalid_request', row);
+    if (typeof row === 'string') throw new AppError(row.startsWith('password:') ? 'weak_password' : 'invalid_request', row);
     const inserted = await this.d.db.transaction().execute(async (trx) => {
       if (!(await accountsStore.insert(trx, row))) return false;
       await this.d.events.record(trx, 'account.created', row.id, ctx, { via: 'operator', operator: operatorId });
@@ -150,7 +158,10 @@ export class AccountsService {
     let hash: string;
     if (input.passwordHash !== undefined && input.password !== undefined) return 'give password or passwordHash, not both';
     if (typeof input.passwordHash === 'string') {
-      if (input.passwordHash.length > 512 || !isSupportedHash(input.passwordHash)) return 'passwordHash must be argon2 PHC, bcrypt ($2a$/$2b$/$2y$) or scrypt PHC';
+      if (input.passwordHash.length > 512) return 'passwordHash must be at most 512 characters';
+      // Bounded costs; its kind joins what every sign-in runs before the row exists (password-hasher.ts).
+      const problem = await this.hashes.admit(input.passwordHash);
+      if (problem) return problem;
       hash = input.passwordHash;
     } else if (typeof input.password === 'string') {
       const problem = await checkPassword(input.password, normalized, this.d.breached);
@@ -238,6 +249,8 @@ export class AccountsService {
    * hashes on success.
    */
   async verifyCredentials(email: string, password: string, ctx: RequestContext): Promise<{ user: UserRow | null; ok: boolean }> {
+    // Every path runs one hash of each stored kind, so the kinds must be known first (hash-population.ts).
+    await this.hashes.ready();
     const normalized = normalizeEmail(email);
     const user = isPlausibleEmail(normalized) ? await accountsStore.findByEmail(this.d.db, normalized) : undefined;
     if (!user || !user.password_hash || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) {
@@ -245,6 +258,7 @@ export class AccountsService {
       return { user: user ?? null, ok: false };
     }
     const r = await this.d.hasher.verify(user.password_hash, password);
+    if (r.refused) this.hashes.refusedAtSignIn(user.id, r.refused);
     if (!r.ok) return { user, ok: false };
     if (r.needsRehash) {
       const upgraded = await this.d.hasher.hash(password);
