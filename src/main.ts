@@ -120,7 +120,7 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   // Passkey sign-ins end through the sign-in flow too (its observers), bound late: the flow needs mfa's second factor.
   let signIn: SignInFlow;
   const signIns = { completeSignIn: (...a: Parameters<SignInFlow['completeSignIn']>) => signIn.completeSignIn(...a) };
-  const mfa = createMfa({ db, clock, box, secretKey: box.key, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
+  const mfa = createMfa({ db, clock, box, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
   const secondFactor = mfa.secondFactor;
   signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })] });
   const operators = new OperatorsService(db, clock, config.adminToken);
