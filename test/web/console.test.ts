@@ -301,11 +301,41 @@ describe.each(DIALECTS)('operator console on %s', (dialect) => {
     const out = await page(h.app, 'POST', '/console/logout', { csrf }, { ...SAME_SITE, ...hdr2 });
     expect(out.headers.location).toBe('/console/login?signed_out=1');
     expect((await page(h.app, 'GET', '/console', undefined, hdr2)).status).toBe(303);
-    // 12 hours is the most a console session lives.
+    // 12 hours is the most a console session lives, however busy.
     const d = await page(h.app, 'POST', '/console/login', { email: 'op-end@example.test', password: 'another passphrase 77', otp: a.next() }, SAME_SITE, nextIp());
     const hdr3 = cookie(CONSOLE_COOKIE, d.cookies[CONSOLE_COOKIE]!.value);
-    h.clock.advance(12 * 3_600_000);
+    const started = h.clock.now();
+    while (h.clock.now() - started < 12 * 3_600_000 - 20 * 60_000) {
+      h.clock.advance(20 * 60_000);
+      expect((await page(h.app, 'GET', '/console/audit', undefined, hdr3)).status).toBe(200);
+    }
+    h.clock.set(started + 12 * 3_600_000);
     expect((await page(h.app, 'GET', '/console', undefined, hdr3)).status).toBe(303);
+  });
+
+  it('ends a console session after 30 minutes without a request (sliding, server side); the live feed does not keep it alive', async () => {
+    const op = await operator('op-idle@example.test');
+    const token = op.hdr.cookie!.split('=')[1]!;
+    // Each request slides the idle timeout: an hour of use, a request every 29 minutes.
+    h.clock.advance(29 * 60_000);
+    expect((await page(h.app, 'GET', '/console/audit', undefined, op.hdr)).status).toBe(200);
+    h.clock.advance(29 * 60_000);
+    expect((await page(h.app, 'GET', '/console/audit', undefined, op.hdr)).status).toBe(200);
+    // The live feed re-checks the session without counting as activity.
+    h.clock.advance(20 * 60_000);
+    expect(await consoleAccess(h.s).authenticate(token, { touch: false })).not.toBeNull();
+    h.clock.advance(10 * 60_000);
+    expect(await consoleAccess(h.s).authenticate(token, { touch: false })).toBeNull();
+    // Idle 30 minutes: every console page and action sends the operator to sign in again.
+    const g = await page(h.app, 'GET', '/console/audit', undefined, op.hdr);
+    expect(g.status).toBe(303);
+    expect(g.headers.location).toBe('/console/login');
+    const post = await page(h.app, 'POST', '/console/switches/mode', { csrf: op.csrf, flow: 'reset', mode: 'hold', reason: 'after lunch' }, { ...SAME_SITE, ...op.hdr });
+    expect(post.headers.location).toBe('/console/login');
+    expect(await h.s.guard.mode('reset')).toBe('normal');
+    // A new sign-in starts afresh.
+    const again = await page(h.app, 'POST', '/console/login', { email: 'op-idle@example.test', password: PW, otp: op.next() }, SAME_SITE, nextIp());
+    expect((await page(h.app, 'GET', '/console', undefined, cookie(CONSOLE_COOKIE, again.cookies[CONSOLE_COOKIE]!.value))).status).toBe(200);
   });
 
   it('streams live figures as Server-Sent Events to a signed-in operator', async () => {
