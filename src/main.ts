@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
-import { decodeKey, type Config } from './config/schema.js';
+import { configWarnings, decodeKey, type Config } from './config/schema.js';
 import { systemClock, type Clock } from './kernel/clock.js';
 import { SecretBox } from './kernel/crypto.js';
 import { LogStream } from './kernel/log-stream.js';
@@ -123,7 +123,7 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const mfa = createMfa({ db, clock, box, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
   const secondFactor = mfa.secondFactor;
   signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })] });
-  const operators = new OperatorsService(db, clock, config.adminToken);
+  const operators = new OperatorsService(db, clock, config.adminToken, store);
   let recovery: RecoveryService;
   const outbound = new OutboundGuard({
     db, store, clock, metrics, incidents, audit, logger, blastRadius: config.blastRadius,
@@ -151,6 +151,8 @@ export interface Floodgate {
 
 export async function createFloodgate(config: Config, opts: CreateOptions = {}): Promise<Floodgate> {
   const services = await createServices(config, opts);
+  // At boot of the server (not of one-shot CLI commands, whose standard output may be a token).
+  for (const warning of configWarnings(config)) services.logger.warn({ config: 'warning' }, warning);
   const app = await buildApp(services);
   if (opts.startWorkers) for (const w of services.workers) w.start();
   let closed = false;
