@@ -22,6 +22,7 @@ import { Broadcasts, ChallengeService, Guard, GuardSignInThrottle, MemoryGuardSt
 import { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
 import { createMfa, defaultBreachedList } from './modules/mfa/index.js';
 import { buildApp, type App } from './http/app.js';
+import { grantedOperatorIds } from './web/console/index.js';
 import type { Services } from './services.js';
 
 export interface CreateOptions {
@@ -139,7 +140,10 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const digests = new DigestWorker({ db, clock, logger, outbox, publicUrl: config.publicUrl, emailOf: async (id) => (await accounts.findById(id))?.email ?? null });
   // Reads the DKIM key once: a missing or unusable key is a boot error (mail never goes out unsigned).
   const courier = createCourier({ config, storage, clock, logger, metrics, outbox, box, gate: outbound });
-  const broadcasts = new Broadcasts({ db, clock, outbox, accounts, audit, outbound, blastRadius: config.blastRadius });
+  const broadcasts = new Broadcasts({
+    db, clock, outbox, accounts, audit, outbound, blastRadius: config.blastRadius, approvals: config.approvals,
+    operatorIds: async () => [...(await operators.liveIds()), ...(await grantedOperatorIds(db))],
+  });
   return { incidents, audit, outbound, broadcasts, courierWake: () => courier.wake(), config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, mfa, recovery, resetIntake, courier, workers: [resetIntake, digests, ...(config.courier === 'in-process' ? [courier] : [])], guardStore: store, guard, challenges, notMe, digests };
 }
 

@@ -28,6 +28,8 @@ export interface Config {
   readonly sessionAbsoluteMs: number;
   readonly courier: 'in-process' | 'off';
   readonly blastRadius: number;
+  /** Operators who must approve a broadcast the blast radius holds: 1 (not the creator alone when another exists) or 2. */
+  readonly approvals: 1 | 2;
   readonly resetDenyQuietMs: number;
   readonly devMailbox: boolean;
   readonly production: boolean;
@@ -66,6 +68,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'FLOODGATE_SESSION_ABSOLUTE_TIMEOUT', default: '30d', doc: 'A session expires this long after sign-in, used or not.' },
   { name: 'FLOODGATE_COURIER', default: 'in-process', doc: '`in-process` runs the courier inside `serve`; `off` leaves delivery to `floodgate courier`.' },
   { name: 'FLOODGATE_BLAST_RADIUS', default: '100', doc: 'An operator action or job that would mail more recipients than this is held after that many until approved.' },
+  { name: 'FLOODGATE_APPROVALS', default: '1', doc: 'Approvals a broadcast held by the blast radius needs: `1` (its creator cannot approve it alone while another operator exists) or `2` (two different operators, the creator may be one). See docs/guard.md.' },
   { name: 'FLOODGATE_RESET_DENY_QUIET', default: '24h', doc: 'After "I didn\'t request this", reset mail to that address stays quiet this long.' },
   { name: 'FLOODGATE_PWNED_RANGE_URL', default: null, doc: 'Base URL of a Pwned Passwords range API (e.g. `https://api.pwnedpasswords.com`), asked with the first 5 hex digits of SHA-1 after the local breached list; failures and 2 s timeouts fall back to the local list. Unset: local list only.' },
   { name: 'FLOODGATE_DEV_MAILBOX', default: null, doc: '`true` shows /dev/mailbox; default: on when no SMTP URL is set and NODE_ENV is not production.' },
@@ -214,6 +217,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const blastRadius = /^\d{1,9}$/.test(brRaw) ? Number(brRaw) : NaN;
   if (!(blastRadius >= 1)) bad('FLOODGATE_BLAST_RADIUS', 'must be a whole number of at least 1', brRaw);
 
+  const apRaw = get('FLOODGATE_APPROVALS')!;
+  const approvals = apRaw === '1' ? 1 : apRaw === '2' ? 2 : NaN;
+  if (approvals !== 1 && approvals !== 2) bad('FLOODGATE_APPROVALS', 'must be 1 or 2', apRaw);
+
   const hcRaw = get('FLOODGATE_HASH_CONCURRENCY');
   const hashConcurrency = hcRaw === null ? availableParallelism() : /^\d{1,3}$/.test(hcRaw) ? Number(hcRaw) : NaN;
   if (!(hashConcurrency >= 1 && hashConcurrency <= 256)) bad('FLOODGATE_HASH_CONCURRENCY', 'must be a whole number from 1 to 256', hcRaw);
@@ -259,7 +266,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (problems.length) throw new ConfigError(problems);
   const config: Parsed<Config> = {
     port, host, publicUrl, database, redisUrl, smtpUrl, mailFrom, dkim, trustProxy, adminToken, secretKey, dataDir,
-    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl, hashConcurrency,
+    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, approvals: approvals as 1 | 2, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl, hashConcurrency,
   };
   return Object.freeze({ ...config, trustProxy: Object.freeze([...trustProxy]), dkim: dkim && Object.freeze(dkim), database: Object.freeze(database), webhook: webhook && Object.freeze(webhook) });
 }

@@ -82,6 +82,11 @@ export class OperatorsService {
     return Number(r.numUpdatedRows) === 1;
   }
 
+  /** The ids of the named operators whose tokens are not revoked (who counts as "another operator"). */
+  async liveIds(): Promise<string[]> {
+    return (await this.db.selectFrom('operators').select('id').where('revoked_at', 'is', null).execute()).map((r) => r.id);
+  }
+
   list() {
     return this.db.selectFrom('operators').select(['id', 'name', 'created_at', 'revoked_at']).orderBy('name').execute();
   }

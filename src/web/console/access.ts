@@ -53,6 +53,11 @@ export function operatorOf(userId: string, email: string): ConsoleOperator {
   return { id: `user:${userId}`, name: email };
 }
 
+/** The operator ids (`user:<id>`) of every account with a live console grant. */
+export async function grantedOperatorIds(db: Db): Promise<string[]> {
+  return (await db.selectFrom('console_operators').select('user_id').where('revoked_at', 'is', null).execute()).map((r) => `user:${r.user_id}`);
+}
+
 export class ConsoleAccess {
   constructor(
     private readonly d: { db: Kysely<Database>; clock: Clock; accounts: AccountsService; audit: AuditLog },
