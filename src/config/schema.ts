@@ -278,7 +278,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 export function configWarnings(c: Config): string[] {
   const out: string[] = [];
   if (c.adminToken !== null && c.adminToken.length < ADMIN_TOKEN_MIN) {
-    out.push(`FLOODGATE_ADMIN_TOKEN is shorter than ${ADMIN_TOKEN_MIN} characters: accepted because FLOODGATE_PUBLIC_URL is http (development only); use ${ADMIN_TOKEN_MIN} or more (e.g. \`openssl rand -base64 32\`), as https requires`);
+    out.push(`FLOODGATE_ADMIN_TOKEN is shorter than ${ADMIN_TOKEN_MIN} characters: accepted because FLOODGATE_PUBLIC_URL is http (development only); `
+      + `use ${ADMIN_TOKEN_MIN} or more (e.g. \`openssl rand -base64 32\`), as https requires`);
   }
   return out;
 }

@@ -92,7 +92,8 @@ export class Broadcasts {
   async approve(id: string, op: Operator, reason: string): Promise<BroadcastView> {
     const b = await this.d.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirst();
     if (!b) throw new AppError('not_found', 'No broadcast has this id.');
-    if (b.state !== 'awaiting_approval') throw new AppError('conflict', 'This broadcast is not waiting for an approval.', { extra: { reason: 'not_awaiting_approval' } });
+    const notAwaiting = () => new AppError('conflict', 'This broadcast is not waiting for an approval.', { extra: { reason: 'not_awaiting_approval' } });
+    if (b.state !== 'awaiting_approval') throw notAwaiting();
     const causeId = await courierStore.causeOfKeyPrefix(this.d.db, `broadcast:${id}:`);
     const creator = creatorOf(b, causeId);
     const isCreator = creator === op.id || (creator === null && b.created_by === op.name);
@@ -101,30 +102,35 @@ export class Broadcasts {
     const others = (await this.d.operatorIds()).filter((x) => x !== creator);
     if (this.d.approvals === 1 && isCreator && others.length > 0) {
       await this.d.audit.record(this.d.db, op, 'broadcast.approve_refused', id, reason, { why: 'creator', otherOperators: others.length });
-      throw new AppError('forbidden', 'You created this broadcast: another operator must approve it (the two-person rule; FLOODGATE_APPROVALS). Ask one of them to approve it, or discard it.', {
-        extra: { reason: 'second_operator_required' },
-      });
+      throw new AppError('forbidden',
+        'You created this broadcast: another operator must approve it (the two-person rule; FLOODGATE_APPROVALS). Ask one of them to approve it, or discard it.',
+        { extra: { reason: 'second_operator_required' } });
     }
     const now = this.d.clock.now();
     const outcome = await this.d.db.transaction().execute(async (trx) => {
       // Takes the row lock (PostgreSQL) and re-checks the state: concurrent approvals count one after the other.
-      const locked = await trx.updateTable('broadcasts').set({ state: 'awaiting_approval' }).where('id', '=', id).where('state', '=', 'awaiting_approval').executeTakeFirst();
+      const locked = await trx.updateTable('broadcasts').set({ state: 'awaiting_approval' })
+        .where('id', '=', id).where('state', '=', 'awaiting_approval').executeTakeFirst();
       if (Number(locked.numUpdatedRows) !== 1) return 'gone' as const;
       const added = await trx.insertInto('broadcast_approvals').values({ broadcast_id: id, operator_id: op.id, operator_name: op.name, approved_at: now })
         .onConflict((oc) => oc.columns(['broadcast_id', 'operator_id']).doNothing()).executeTakeFirst();
       if (Number(added.numInsertedOrUpdatedRows ?? 0n) !== 1) return 'again' as const;
-      const approvals = await trx.selectFrom('broadcast_approvals').select(['operator_id', 'operator_name']).where('broadcast_id', '=', id).orderBy('approved_at').orderBy('operator_id').execute();
+      const approvals = await trx.selectFrom('broadcast_approvals').select(['operator_id', 'operator_name'])
+        .where('broadcast_id', '=', id).orderBy('approved_at').orderBy('operator_id').execute();
       const release = approvals.length >= this.d.approvals;
       await this.d.audit.record(trx, op, 'broadcast.approve', id, reason, {
         approvals: approvals.length, needed: this.d.approvals, creator: isCreator, ...(isCreator && others.length === 0 ? { alone: true } : {}), released: release,
       });
       if (!release) return 'recorded' as const;
-      await trx.updateTable('broadcasts').set({ state: 'approved', approved_by: approvals.map((a) => a.operator_name).join(', '), approved_at: now }).where('id', '=', id).execute();
+      const by = approvals.map((a) => a.operator_name).join(', ');
+      await trx.updateTable('broadcasts').set({ state: 'approved', approved_by: by, approved_at: now }).where('id', '=', id).execute();
       if (causeId) await this.d.outbound.releaseApprovedBlast(trx, causeId, op, reason);
       return 'released' as const;
     });
-    if (outcome === 'gone') throw new AppError('conflict', 'This broadcast is not waiting for an approval.', { extra: { reason: 'not_awaiting_approval' } });
-    if (outcome === 'again') throw new AppError('conflict', 'You already approved this broadcast: another operator must approve it too.', { extra: { reason: 'already_approved' } });
+    if (outcome === 'gone') throw notAwaiting();
+    if (outcome === 'again') {
+      throw new AppError('conflict', 'You already approved this broadcast: another operator must approve it too.', { extra: { reason: 'already_approved' } });
+    }
     return (await this.get(id))!;
   }
 
@@ -133,7 +139,8 @@ export class Broadcasts {
     if (!b) return null;
     const counts = await courierStore.statesByKeyPrefix(this.d.db, `broadcast:${id}:`);
     const c = (s: string) => counts[s] ?? 0;
-    const approvals = await this.d.db.selectFrom('broadcast_approvals').select(['operator_name', 'approved_at']).where('broadcast_id', '=', id).orderBy('approved_at').orderBy('operator_id').execute();
+    const approvals = await this.d.db.selectFrom('broadcast_approvals').select(['operator_name', 'approved_at'])
+      .where('broadcast_id', '=', id).orderBy('approved_at').orderBy('operator_id').execute();
     return {
       id: b.id, subject: b.subject, state: b.state, recipients: b.recipients, createdBy: b.created_by, createdAt: new Date(Number(b.created_at)).toISOString(),
       approvedBy: b.approved_by, approvedAt: b.approved_at === null ? null : new Date(Number(b.approved_at)).toISOString(),

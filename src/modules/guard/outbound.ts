@@ -215,7 +215,9 @@ export class OutboundGuard implements DeliveryGate {
     const broadcast = name.startsWith('blast:') ? broadcastOfCause(name.slice(6)) : null;
     // Otherwise the broadcast's creator could release their own held broadcast here, past the two-person rule.
     if (broadcast) {
-      throw new AppError('conflict', `This hold is broadcast ${broadcast}: release it by approving the broadcast (POST /api/v1/admin/broadcasts/${broadcast}/approve), where the approval rule applies, or discard it.`, { extra: { reason: 'broadcast_hold', broadcast } });
+      throw new AppError('conflict',
+        `This hold is broadcast ${broadcast}: release it by approving the broadcast (POST /api/v1/admin/broadcasts/${broadcast}/approve), where the approval rule applies, or discard it.`,
+        { extra: { reason: 'broadcast_hold', broadcast } });
     }
     const n = await this.d.db.transaction().execute((trx) => this.releaseIn(trx, name, op, reason));
     // Messages of this breaker now measure against a fresh window.

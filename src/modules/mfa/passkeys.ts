@@ -191,7 +191,9 @@ export class PasskeyService {
       await this.spend(`passkey-options:${sourceKey(ctx.ip)}`, PASSKEY_OPTIONS_RULE),
       await this.spend(`passkey-options-net:${networkOf(ctx.ip)}`, PASSKEY_OPTIONS_NETWORK_RULE),
     );
-    if (wait > 0) throw new AppError('rate_limited', 'Too many sign-in attempts. Try again later.', { headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) } });
+    if (wait > 0) {
+      throw new AppError('rate_limited', 'Too many sign-in attempts. Try again later.', { headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) } });
+    }
     const options = await generateAuthenticationOptions({ rpID: this.rpID, timeout: CHALLENGE_TTL_MS, userVerification: 'required' });
     const now = this.d.clock.now();
     await mfaStore.putChallenge(this.d.db, { challenge_hash: sha256Hex(options.challenge), purpose, user_id: null, session_id: null, created_at: now, expires_at: now + CHALLENGE_TTL_MS });

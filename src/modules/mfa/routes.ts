@@ -217,7 +217,9 @@ export async function mfaRoutes(app: App, s: Services): Promise<void> {
         'browser offers the passkeys it holds for this site. The answer never depends on an account, so it tells nobody who has one or ' +
         'who has a passkey. The challenge is single use and lives 5 minutes. 429 when a source (IPv4 address, IPv6 /64) or its network asks too often.',
       // `email` is accepted and ignored, so clients written for the old per-account options keep working.
-      body: Type.Object({ email: Type.Optional(Type.String({ minLength: 3, maxLength: 320, deprecated: true, description: 'Ignored: the options are the same for every account' })) }, { additionalProperties: false }),
+      body: Type.Object({
+        email: Type.Optional(Type.String({ minLength: 3, maxLength: 320, deprecated: true, description: 'Ignored: the options are the same for every account' })),
+      }, { additionalProperties: false }),
       response: { 200: Options, ...problems(400, 429) },
     },
   }, async (req, reply) => {

@@ -454,7 +454,9 @@ export class RecoveryService {
         if (t.ok && t.flow !== f) await store.saveTransition(trx, f, t.flow, now);
       }
       await store.quietUntil(trx, userId, now + this.d.denyQuietMs, now);
-      await this.d.events.record(trx, 'password.reset_denied', userId, ctx, { via: 'in_app_prompt', prompt: promptId, killed: issued.length, quietUntil: new Date(now + this.d.denyQuietMs).toISOString() });
+      await this.d.events.record(trx, 'password.reset_denied', userId, ctx, {
+        via: 'in_app_prompt', prompt: promptId, killed: issued.length, quietUntil: new Date(now + this.d.denyQuietMs).toISOString(),
+      });
     });
     if (answer === 'yes') for (const l of this.intakeListeners) l();
   }
@@ -474,7 +476,8 @@ export class RecoveryService {
   /** An intake row already released (held = 2) and asked by the owner: decided as 'mail', subject to the per-account limits. */
   private async insertOwnerIntake(db: Db, user: UserRow, ctx: RequestContext, now: number): Promise<void> {
     await store.insertIntake(db, {
-      id: newId(now), email_normalized: user.email_normalized, ip: ctx.ip, request_id: ctx.requestId, user_agent: ctx.userAgent, requester_user_id: user.id, at: now, solved: 1, held: 2,
+      id: newId(now), email_normalized: user.email_normalized, ip: ctx.ip, request_id: ctx.requestId, user_agent: ctx.userAgent,
+      requester_user_id: user.id, at: now, solved: 1, held: 2,
     });
   }
 

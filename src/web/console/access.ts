@@ -133,7 +133,9 @@ export class ConsoleAccess {
     const user = await this.d.accounts.findById(row.user_id);
     // A password change or a lock after sign-in ends the console session too.
     if (!user || user.locked_at !== null || (user.password_changed_at !== null && Number(user.password_changed_at) > Number(row.created_at))) return null;
-    if (opts.touch !== false && now - Number(row.last_seen_at) >= TOUCH_MS) await this.d.db.updateTable('console_sessions').set({ last_seen_at: now }).where('id', '=', row.id).execute();
+    if (opts.touch !== false && now - Number(row.last_seen_at) >= TOUCH_MS) {
+      await this.d.db.updateTable('console_sessions').set({ last_seen_at: now }).where('id', '=', row.id).execute();
+    }
     return { id: row.id, userId: row.user_id, email: user.email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at), operator: operatorOf(row.user_id, user.email) };
   }
 

@@ -65,7 +65,8 @@ export const inboxStore = {
    * that type, or does not exist (one answer, so another account's ids tell nothing).
    */
   async takeUnread(db: Db, userId: string, id: string, type: string, now: number): Promise<'taken' | 'read' | 'none'> {
-    const r = await db.updateTable('inbox').set({ read_at: now }).where('id', '=', id).where('user_id', '=', userId).where('type', '=', type).where('read_at', 'is', null).executeTakeFirst();
+    const r = await db.updateTable('inbox').set({ read_at: now })
+      .where('id', '=', id).where('user_id', '=', userId).where('type', '=', type).where('read_at', 'is', null).executeTakeFirst();
     if (Number(r.numUpdatedRows) === 1) return 'taken';
     const own = await db.selectFrom('inbox').select('id').where('id', '=', id).where('user_id', '=', userId).where('type', '=', type).executeTakeFirst();
     return own ? 'read' : 'none';
