@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
-import { decodeKey, type Config } from './config/schema.js';
+import { configWarnings, decodeKey, type Config } from './config/schema.js';
 import { systemClock, type Clock } from './kernel/clock.js';
 import { SecretBox } from './kernel/crypto.js';
 import { LogStream } from './kernel/log-stream.js';
@@ -22,6 +22,7 @@ import { Broadcasts, ChallengeService, Guard, GuardSignInThrottle, MemoryGuardSt
 import { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
 import { createMfa, defaultBreachedList } from './modules/mfa/index.js';
 import { buildApp, buildMetricsApp, type App, type MetricsApp } from './http/app.js';
+import { grantedOperatorIds } from './web/console/index.js';
 import type { Services } from './services.js';
 
 export interface CreateOptions {
@@ -120,10 +121,10 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   // Passkey sign-ins end through the sign-in flow too (its observers), bound late: the flow needs mfa's second factor.
   let signIn: SignInFlow;
   const signIns = { completeSignIn: (...a: Parameters<SignInFlow['completeSignIn']>) => signIn.completeSignIn(...a) };
-  const mfa = createMfa({ db, clock, box, secretKey: box.key, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
+  const mfa = createMfa({ db, clock, box, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
   const secondFactor = mfa.secondFactor;
   signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })] });
-  const operators = new OperatorsService(db, clock, config.adminToken);
+  const operators = new OperatorsService(db, clock, config.adminToken, store);
   let recovery: RecoveryService;
   const outbound = new OutboundGuard({
     db, store, clock, metrics, incidents, audit, logger, blastRadius: config.blastRadius,
@@ -139,7 +140,10 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const digests = new DigestWorker({ db, clock, logger, outbox, publicUrl: config.publicUrl, emailOf: async (id) => (await accounts.findById(id))?.email ?? null });
   // Reads the DKIM key once: a missing or unusable key is a boot error (mail never goes out unsigned).
   const courier = createCourier({ config, storage, clock, logger, metrics, outbox, box, gate: outbound });
-  const broadcasts = new Broadcasts({ db, clock, outbox, accounts, audit, outbound, blastRadius: config.blastRadius });
+  const broadcasts = new Broadcasts({
+    db, clock, outbox, accounts, audit, outbound, blastRadius: config.blastRadius, approvals: config.approvals,
+    operatorIds: async () => [...(await operators.liveIds()), ...(await grantedOperatorIds(db))],
+  });
   return { incidents, audit, outbound, broadcasts, courierWake: () => courier.wake(), config, clock, logger, storage, metrics, box, events, outbox, hasher, accounts, sessions, signIn, operators, limiter, secondFactor, mfa, recovery, resetIntake, courier, workers: [resetIntake, digests, ...(config.courier === 'in-process' ? [courier] : [])], guardStore: store, guard, challenges, notMe, digests };
 }
 
@@ -153,6 +157,8 @@ export interface Floodgate {
 
 export async function createFloodgate(config: Config, opts: CreateOptions = {}): Promise<Floodgate> {
   const services = await createServices(config, opts);
+  // At boot of the server (not of one-shot CLI commands, whose standard output may be a token).
+  for (const warning of configWarnings(config)) services.logger.warn({ config: 'warning' }, warning);
   const app = await buildApp(services);
   const metricsApp = config.metrics ? buildMetricsApp(services.metrics, services.logger) : null;
   if (opts.startWorkers) for (const w of services.workers) w.start();

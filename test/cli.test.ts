@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { CLI, runCli } from './helpers/cli.js';
 import { loadConfig } from '../src/config/schema.js';
+import { CLI_CONTEXT } from '../src/kernel/context.js';
 import { createServices } from '../src/main.js';
 import pino from 'pino';
 
@@ -60,10 +61,10 @@ describe('floodgate CLI', { timeout: 120_000 }, () => {
     expect((await run(['operators', 'create', 'alice'], env)).status).toBe(1);
     const s = await createServices(loadConfig(env), { logger: pino({ level: 'silent' }) });
     try {
-      expect(await s.operators.authenticate(token)).toMatchObject({ name: 'alice' });
+      expect(await s.operators.authenticate(token, CLI_CONTEXT)).toMatchObject({ name: 'alice' });
       expect(await s.accounts.findByEmail('cli1@example.test')).toBeTruthy();
       expect((await run(['operators', 'revoke', 'alice'], env)).status).toBe(0);
-      expect(await s.operators.authenticate(token)).toBeNull();
+      expect(await s.operators.authenticate(token, CLI_CONTEXT)).toBeNull();
     } finally {
       await s.storage.close();
     }

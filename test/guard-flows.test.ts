@@ -84,12 +84,20 @@ describe.each(DIALECTS)('guard flows on %s', (dialect) => {
     await h.s.courier.drain();
     expect(await sentTo(h, 'prompted@example.test')).toBe(0);
     const inbox = await call(h.app, 'GET', '/api/v1/me/notifications', undefined, bearer(token));
-    expect(JSON.stringify(inbox.json)).toMatch(/reset/i);
-    expect((await call(h.app, 'POST', '/api/v1/me/reset-prompts/answer', { answer: 'yes' }, bearer(token))).status).toBe(204);
+    const prompt = inbox.json.notifications.find((n: any) => n.type === 'reset_prompt');
+    expect(prompt.title).toMatch(/reset/i);
+    expect((await call(h.app, 'POST', '/api/v1/me/reset-prompts/answer', { promptId: prompt.id, answer: 'yes' }, bearer(token))).status).toBe(204);
     await h.s.resetIntake.processOnce();
     await h.s.courier.drain();
     expect(await sentTo(h, 'prompted@example.test', 'password_reset')).toBe(1);
-    expect((await call(h.app, 'POST', '/api/v1/me/reset-prompts/answer', { answer: 'no' }, bearer(token))).status).toBe(204);
+    // One answer per prompt; the next request's prompt takes a "no".
+    expect((await call(h.app, 'POST', '/api/v1/me/reset-prompts/answer', { promptId: prompt.id, answer: 'no' }, bearer(token))).status).toBe(409);
+    const c2 = await from(h.app, freshIp(), 'POST', '/api/v1/password-resets', { email: 'prompted@example.test' });
+    expect((await from(h.app, freshIp(), 'POST', '/api/v1/password-resets', { email: 'prompted@example.test', altcha: await solved(c2.json.challenge) })).status).toBe(202);
+    await h.s.resetIntake.processOnce();
+    await h.s.courier.drain();
+    const next = (await call(h.app, 'GET', '/api/v1/me/notifications', undefined, bearer(token))).json.notifications.find((n: any) => n.type === 'reset_prompt' && n.readAt === null);
+    expect((await call(h.app, 'POST', '/api/v1/me/reset-prompts/answer', { promptId: next.id, answer: 'no' }, bearer(token))).status).toBe(204);
     const events = await call(h.app, 'GET', '/api/v1/me/security-events', undefined, bearer(token));
     expect(events.json.events.map((e: any) => e.type)).toContain('password.reset_denied');
   });

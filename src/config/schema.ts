@@ -28,6 +28,8 @@ export interface Config {
   readonly sessionAbsoluteMs: number;
   readonly courier: 'in-process' | 'off';
   readonly blastRadius: number;
+  /** Operators who must approve a broadcast the blast radius holds: 1 (not the creator alone when another exists) or 2. */
+  readonly approvals: 1 | 2;
   readonly resetDenyQuietMs: number;
   readonly devMailbox: boolean;
   readonly production: boolean;
@@ -60,7 +62,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'FLOODGATE_DKIM_SELECTOR', default: null, doc: 'DKIM selector.' },
   { name: 'FLOODGATE_DKIM_KEY_FILE', default: null, doc: 'PEM file with the DKIM private key. Mail that comes out unsigned is held, never sent.' },
   { name: 'FLOODGATE_TRUST_PROXY', default: null, doc: 'Comma-separated CIDRs, addresses or `loopback`/`linklocal`/`uniquelocal` whose X-Forwarded-For is believed; unset: the socket address is the client.' },
-  { name: 'FLOODGATE_ADMIN_TOKEN', default: null, doc: 'Bootstrap operator bearer token (at least 16 characters). Named tokens: `floodgate operators create`.' },
+  { name: 'FLOODGATE_ADMIN_TOKEN', default: null, doc: 'Bootstrap operator bearer token: at least 32 characters when FLOODGATE_PUBLIC_URL is https (e.g. `openssl rand -base64 32`); on http, 16 to 31 are accepted with a warning at boot (local development). Named tokens: `floodgate operators create`.' },
   { name: 'FLOODGATE_SECRET_KEY', default: null, doc: '32 bytes, base64 or hex: encrypts TOTP seeds and queued mail that carries a token. Unset: generated into `DATA_DIR/secret.key` on first start.' },
   { name: 'FLOODGATE_DATA_DIR', default: './data', doc: 'Directory for the generated secret key (and the default SQLite file).' },
   { name: 'FLOODGATE_LOG_LEVEL', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent.' },
@@ -68,6 +70,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'FLOODGATE_SESSION_ABSOLUTE_TIMEOUT', default: '30d', doc: 'A session expires this long after sign-in, used or not.' },
   { name: 'FLOODGATE_COURIER', default: 'in-process', doc: '`in-process` runs the courier inside `serve`; `off` leaves delivery to `floodgate courier`.' },
   { name: 'FLOODGATE_BLAST_RADIUS', default: '100', doc: 'An operator action or job that would mail more recipients than this is held after that many until approved.' },
+  { name: 'FLOODGATE_APPROVALS', default: '1', doc: 'Approvals a broadcast held by the blast radius needs: `1` (its creator cannot approve it alone while another operator exists) or `2` (two different operators, the creator may be one). See docs/guard.md.' },
   { name: 'FLOODGATE_RESET_DENY_QUIET', default: '24h', doc: 'After "I didn\'t request this", reset mail to that address stays quiet this long.' },
   { name: 'FLOODGATE_PWNED_RANGE_URL', default: null, doc: 'Base URL of a Pwned Passwords range API (e.g. `https://api.pwnedpasswords.com`), asked with the first 5 hex digits of SHA-1 after the local breached list; failures and 2 s timeouts fall back to the local list. Unset: local list only.' },
   { name: 'FLOODGATE_DEV_MAILBOX', default: null, doc: '`true` shows /dev/mailbox (everyone\'s mail, without authentication: development only). Default: on only when no SMTP URL is set, NODE_ENV is not production and the public URL is loopback. Refused with an https public URL.' },
@@ -77,6 +80,9 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'FLOODGATE_WEBHOOK_SECRET', default: null, doc: 'At least 16 characters: HMAC-SHA256 key of the `X-Floodgate-Signature` header (see docs/courier.md).' },
   { name: 'FLOODGATE_HASH_CONCURRENCY', default: null, doc: 'Password hashes (argon2id, and bcrypt or scrypt of imported accounts) computed at once, 1-256; more wait their turn in arrival order. Unset: the number of CPU cores the process may use. Set it to the CPU quota when a container limits CPU time rather than cores.' },
 ];
+
+/** The bootstrap admin token's minimum length on https (on http 16 is accepted, with a warning). */
+export const ADMIN_TOKEN_MIN = 32;
 
 const DURATION_RE = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -181,7 +187,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   for (const t of trustProxy) if (!isCidrOrAddress(t)) bad('FLOODGATE_TRUST_PROXY', `"${t}" is not a CIDR, an address, or loopback/linklocal/uniquelocal`, null);
 
   const adminToken = get('FLOODGATE_ADMIN_TOKEN');
-  if (adminToken !== null && adminToken.length < 16) bad('FLOODGATE_ADMIN_TOKEN', 'must be at least 16 characters', null);
+  // A bearer secret that opens the operator API: 32 characters in a deployment (https). On http
+  // (local development, the conformance harness, whose tokens are about 28 characters) 16 to 31
+  // are still accepted, with a warning at boot (configWarnings).
+  if (adminToken !== null && adminToken.length < 16) bad('FLOODGATE_ADMIN_TOKEN', 'must be at least 16 characters (32 when FLOODGATE_PUBLIC_URL is https)', null);
+  else if (adminToken !== null && adminToken.length < ADMIN_TOKEN_MIN && publicUrl.startsWith('https:')) {
+    bad('FLOODGATE_ADMIN_TOKEN', `must be at least ${ADMIN_TOKEN_MIN} characters when FLOODGATE_PUBLIC_URL is https (e.g. \`openssl rand -base64 32\`)`, null);
+  }
 
   const secretKey = get('FLOODGATE_SECRET_KEY');
   if (secretKey !== null && decodeKey(secretKey) === null) bad('FLOODGATE_SECRET_KEY', 'must be 32 bytes in base64 or hex (e.g. `openssl rand -base64 32`)', null);
@@ -208,6 +220,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const brRaw = get('FLOODGATE_BLAST_RADIUS')!;
   const blastRadius = /^\d{1,9}$/.test(brRaw) ? Number(brRaw) : NaN;
   if (!(blastRadius >= 1)) bad('FLOODGATE_BLAST_RADIUS', 'must be a whole number of at least 1', brRaw);
+
+  const apRaw = get('FLOODGATE_APPROVALS')!;
+  const approvals = apRaw === '1' ? 1 : apRaw === '2' ? 2 : NaN;
+  if (approvals !== 1 && approvals !== 2) bad('FLOODGATE_APPROVALS', 'must be 1 or 2', apRaw);
 
   const hcRaw = get('FLOODGATE_HASH_CONCURRENCY');
   const hashConcurrency = hcRaw === null ? availableParallelism() : /^\d{1,3}$/.test(hcRaw) ? Number(hcRaw) : NaN;
@@ -268,7 +284,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (problems.length) throw new ConfigError(problems);
   const config: Parsed<Config> = {
     port, host, publicUrl, database, redisUrl, smtpUrl, mailFrom, dkim, trustProxy, adminToken, secretKey, dataDir,
-    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl, hashConcurrency, metrics,
+    logLevel, sessionIdleMs, sessionAbsoluteMs, courier, blastRadius, approvals: approvals as 1 | 2, resetDenyQuietMs, devMailbox, production, webhook, pwnedRangeUrl, hashConcurrency, metrics,
   };
   return Object.freeze({ ...config, trustProxy: Object.freeze([...trustProxy]), dkim: dkim && Object.freeze(dkim), database: Object.freeze(database), webhook: webhook && Object.freeze(webhook), metrics: metrics && Object.freeze(metrics) });
 }
@@ -277,6 +293,19 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 export function isLoopbackOrigin(origin: string): boolean {
   const h = new URL(origin).hostname.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
+}
+
+/**
+ * What the configuration accepts but should not: each a line for the boot log (never a value of
+ * a secret). Today: an admin token of 16 to 31 characters, allowed on http only.
+ */
+export function configWarnings(c: Config): string[] {
+  const out: string[] = [];
+  if (c.adminToken !== null && c.adminToken.length < ADMIN_TOKEN_MIN) {
+    out.push(`FLOODGATE_ADMIN_TOKEN is shorter than ${ADMIN_TOKEN_MIN} characters: accepted because FLOODGATE_PUBLIC_URL is http (development only); `
+      + `use ${ADMIN_TOKEN_MIN} or more (e.g. \`openssl rand -base64 32\`), as https requires`);
+  }
+  return out;
 }
 
 export function decodeKey(raw: string): Buffer | null {

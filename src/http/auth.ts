@@ -8,7 +8,7 @@ import { AppError } from '../kernel/errors.js';
 import type { Operator } from '../modules/operators/index.js';
 import type { ActiveSession } from '../modules/sessions/index.js';
 import type { Services } from '../services.js';
-import { SESSION_COOKIE } from './context.js';
+import { ctxOf, SESSION_COOKIE } from './context.js';
 
 export interface Principal extends ActiveSession {
   via: 'bearer' | 'cookie';
@@ -64,9 +64,13 @@ export async function requireUser(s: Services, req: FastifyRequest): Promise<Pri
   return p;
 }
 
+/**
+ * An operator bearer token, or 401. A presented token that matches no operator counts against the
+ * caller's source and network; past the limit the answer is 429 with Retry-After (operators module).
+ */
 export async function requireOperator(s: Services, req: FastifyRequest): Promise<Operator> {
   const b = bearer(req);
-  const op = b ? await s.operators.authenticate(b) : null;
+  const op = b ? await s.operators.authenticate(b, ctxOf(req)) : null;
   if (!op) throw new AppError('unauthenticated', 'Operator API: send FLOODGATE_ADMIN_TOKEN or an operator token as a Bearer token.');
   return op;
 }

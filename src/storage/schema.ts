@@ -280,9 +280,20 @@ export interface BroadcastsTable {
   state: string;
   recipients: number;
   created_by: string;
+  /** The creating operator's id (null before migration 0009). */
+  created_by_id: string | null;
   created_at: number;
+  /** Who released it (the approvers' names), once released. */
   approved_by: string | null;
   approved_at: number | null;
+}
+
+/** One row per operator who approved a broadcast held by the blast radius. */
+export interface BroadcastApprovalsTable {
+  broadcast_id: string;
+  operator_id: string;
+  operator_name: string;
+  approved_at: number;
 }
 
 export interface CauseApprovalsTable {
@@ -355,6 +366,7 @@ export interface Database {
   incidents: IncidentsTable;
   audit_log: AuditLogTable;
   broadcasts: BroadcastsTable;
+  broadcast_approvals: BroadcastApprovalsTable;
   cause_approvals: CauseApprovalsTable;
   status_notices: StatusNoticesTable;
   users: UsersTable;

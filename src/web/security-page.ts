@@ -421,12 +421,14 @@ ${recentAuth(u) ? '' : reauthField(u, 'confirm-password')}
       body: Type.Object({ csrf: Csrf, id: FormString(64), answer: Type.Union([Type.Literal('yes'), Type.Literal('no')]) }, { additionalProperties: false }),
     },
   }, (req, reply) => guarded(req, reply, async (u) => {
-    const { items } = await inboxStore.list(db, u.userId, 100);
-    const item = items.find((i) => i.id === req.body.id && i.type === 'reset_prompt');
-    // One answer per prompt: a second post (or another account's prompt id) changes nothing.
-    if (!item || item.readAt !== null) return seeOther(reply, '/security?done=prompt_gone');
-    await s.recovery.answerPrompt(u.userId, req.body.answer, ctxOf(req));
-    await inboxStore.markRead(db, u.userId, item.id, s.clock.now());
+    try {
+      // The same service call as the API: one answer per prompt, taken and acted on in one transaction.
+      await s.recovery.answerPrompt(u.userId, req.body.id, req.body.answer, ctxOf(req));
+    } catch (e) {
+      // A second post, or another account's prompt id, changes nothing.
+      if (isAppError(e) && (e.code === 'not_found' || e.code === 'conflict')) return seeOther(reply, '/security?done=prompt_gone');
+      throw e;
+    }
     return seeOther(reply, `/security?done=prompt_${req.body.answer}`);
   }));
 

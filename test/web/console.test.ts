@@ -220,14 +220,30 @@ describe.each(DIALECTS)('operator console on %s', (dialect) => {
     const holds = await page(h.app, 'GET', '/console/holds', undefined, op.hdr);
     expect(holds.text).toContain(`blast:user:`);
     expect(holds.text).toContain('Held by type: broadcast 2');
+    // A broadcast's hold is not released from Holds: only by approving it.
+    expect(holds.text).toContain('This is a broadcast: <a href="/console/broadcasts">approve it on Broadcasts</a>');
+    const holdName = /name="name" value="(blast:[^"]+)"/.exec(holds.text)![1]!;
+    const sideDoor = await page(h.app, 'POST', '/console/holds/release', { csrf: op.csrf, name: holdName, reason: 'release my own broadcast' }, { ...SAME_SITE, ...op.hdr });
+    expect(sideDoor.headers.location).toBe('/console/holds?error=broadcast_hold');
     const list = await page(h.app, 'GET', '/console/broadcasts', undefined, op.hdr);
     expect(list.text).toContain('Approve and send the held 2');
-    const approve = await page(h.app, 'POST', '/console/broadcasts/approve', { csrf: op.csrf, id: b!.id, reason: 'checked the text with legal' }, { ...SAME_SITE, ...op.hdr });
+    expect(list.text).toContain('cannot approve it alone while another operator exists');
+    // Another operator exists: the creator's own approval is refused.
+    const other = await operator('op-bc2@example.test');
+    const own = await page(h.app, 'POST', '/console/broadcasts/approve', { csrf: op.csrf, id: b!.id, reason: 'my own text is fine' }, { ...SAME_SITE, ...op.hdr });
+    expect(own.headers.location).toBe('/console/broadcasts?error=own_broadcast');
+    expect((await page(h.app, 'GET', own.headers.location as string, undefined, op.hdr)).text).toContain('You created this broadcast: another operator must approve it.');
+    await h.s.courier.drain();
+    expect(await h.s.broadcasts.get(b!.id)).toMatchObject({ state: 'awaiting_approval', sent: 3, held: 2, approvals: [] });
+    const approve = await page(h.app, 'POST', '/console/broadcasts/approve', { csrf: other.csrf, id: b!.id, reason: 'checked the text with legal' }, { ...SAME_SITE, ...other.hdr });
     expect(approve.headers.location).toBe('/console/broadcasts?done=broadcast_approved');
     await h.s.courier.drain();
-    expect((await h.s.broadcasts.get(b!.id))).toMatchObject({ state: 'approved', sent: 5, held: 0, approvedBy: 'op-bc@example.test' });
-    const audit = (await h.s.audit.list()).filter((a) => a.operator === 'op-bc@example.test').map((a) => `${a.action}:${a.reason}`);
-    expect(audit).toEqual(expect.arrayContaining(['broadcast.create:incident 42 notice', 'breaker.release:checked the text with legal']));
+    expect((await h.s.broadcasts.get(b!.id))).toMatchObject({ state: 'approved', sent: 5, held: 0, approvedBy: 'op-bc2@example.test', approvals: [{ by: 'op-bc2@example.test' }] });
+    const audit = (await h.s.audit.list()).filter((a) => a.target === b!.id || a.operator === 'op-bc2@example.test').map((a) => `${a.operator}:${a.action}:${a.reason}`);
+    expect(audit).toEqual(expect.arrayContaining([
+      'op-bc@example.test:broadcast.create:incident 42 notice', 'op-bc@example.test:broadcast.approve_refused:my own text is fine',
+      'op-bc2@example.test:broadcast.approve:checked the text with legal', 'op-bc2@example.test:breaker.release:checked the text with legal',
+    ]));
     const auditPage = await page(h.app, 'GET', '/console/audit', undefined, op.hdr);
     expect(auditPage.text).toContain('checked the text with legal');
   });
@@ -301,11 +317,41 @@ describe.each(DIALECTS)('operator console on %s', (dialect) => {
     const out = await page(h.app, 'POST', '/console/logout', { csrf }, { ...SAME_SITE, ...hdr2 });
     expect(out.headers.location).toBe('/console/login?signed_out=1');
     expect((await page(h.app, 'GET', '/console', undefined, hdr2)).status).toBe(303);
-    // 12 hours is the most a console session lives.
+    // 12 hours is the most a console session lives, however busy.
     const d = await page(h.app, 'POST', '/console/login', { email: 'op-end@example.test', password: 'another passphrase 77', otp: a.next() }, SAME_SITE, nextIp());
     const hdr3 = cookie(CONSOLE_COOKIE, d.cookies[CONSOLE_COOKIE]!.value);
-    h.clock.advance(12 * 3_600_000);
+    const started = h.clock.now();
+    while (h.clock.now() - started < 12 * 3_600_000 - 20 * 60_000) {
+      h.clock.advance(20 * 60_000);
+      expect((await page(h.app, 'GET', '/console/audit', undefined, hdr3)).status).toBe(200);
+    }
+    h.clock.set(started + 12 * 3_600_000);
     expect((await page(h.app, 'GET', '/console', undefined, hdr3)).status).toBe(303);
+  });
+
+  it('ends a console session after 30 minutes without a request (sliding, server side); the live feed does not keep it alive', async () => {
+    const op = await operator('op-idle@example.test');
+    const token = op.hdr.cookie!.split('=')[1]!;
+    // Each request slides the idle timeout: an hour of use, a request every 29 minutes.
+    h.clock.advance(29 * 60_000);
+    expect((await page(h.app, 'GET', '/console/audit', undefined, op.hdr)).status).toBe(200);
+    h.clock.advance(29 * 60_000);
+    expect((await page(h.app, 'GET', '/console/audit', undefined, op.hdr)).status).toBe(200);
+    // The live feed re-checks the session without counting as activity.
+    h.clock.advance(20 * 60_000);
+    expect(await consoleAccess(h.s).authenticate(token, { touch: false })).not.toBeNull();
+    h.clock.advance(10 * 60_000);
+    expect(await consoleAccess(h.s).authenticate(token, { touch: false })).toBeNull();
+    // Idle 30 minutes: every console page and action sends the operator to sign in again.
+    const g = await page(h.app, 'GET', '/console/audit', undefined, op.hdr);
+    expect(g.status).toBe(303);
+    expect(g.headers.location).toBe('/console/login');
+    const post = await page(h.app, 'POST', '/console/switches/mode', { csrf: op.csrf, flow: 'reset', mode: 'hold', reason: 'after lunch' }, { ...SAME_SITE, ...op.hdr });
+    expect(post.headers.location).toBe('/console/login');
+    expect(await h.s.guard.mode('reset')).toBe('normal');
+    // A new sign-in starts afresh.
+    const again = await page(h.app, 'POST', '/console/login', { email: 'op-idle@example.test', password: PW, otp: op.next() }, SAME_SITE, nextIp());
+    expect((await page(h.app, 'GET', '/console', undefined, cookie(CONSOLE_COOKIE, again.cookies[CONSOLE_COOKIE]!.value))).status).toBe(200);
   });
 
   it('streams live figures as Server-Sent Events to a signed-in operator', async () => {

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { DAY, HOUR, MINUTE, type Clock } from '../../kernel/clock.js';
 import { AppError } from '../../kernel/errors.js';
 import type { Metrics } from '../../kernel/metrics.js';
-import type { Database } from '../../storage/schema.js';
+import type { Database, Db } from '../../storage/schema.js';
 import type { AuditLog, Incidents } from '../incidents/index.js';
 import { courierStore, type DeliveryGate, type DeliveryRow, type GateDecision } from '../notifications/index.js';
 import { noticeFolds, utcDay } from '../notifications/index.js';
@@ -201,7 +201,10 @@ export class OutboundGuard implements DeliveryGate {
     this.d.logger.warn({ breaker: name, reason }, `breaker ${name} tripped: further messages are held`);
   }
 
-  /** Release held messages (and close the breaker): they go out once each. */
+  /**
+   * Release held messages (and close the breaker): they go out once each. A broadcast's blast
+   * hold is refused here: only its approval (Broadcasts.approve, with the approval rule) releases it.
+   */
   async release(name: string, op: Operator, reason: string): Promise<number> {
     const ext = this.d.holds?.[name];
     if (ext) {
@@ -209,23 +212,39 @@ export class OutboundGuard implements DeliveryGate {
       await this.d.audit.record(this.d.db, op, 'hold.release', name, reason, { released: n });
       return n;
     }
-    const heldReason = heldReasonFor(name);
-    const now = this.d.clock.now();
-    const n = await this.d.db.transaction().execute(async (trx) => {
-      const released = await courierStore.releaseHeld(trx, now, { reason: heldReason });
-      if (name.startsWith('blast:')) {
-        await trx.insertInto('cause_approvals').values({ cause_id: name.slice(6), approved_by: op.name, approved_at: now }).onConflict((oc) => oc.column('cause_id').doNothing()).execute();
-      } else {
-        await trx.updateTable('breakers').set({ state: 'closed', reason, updated_at: now }).where('name', '=', name).execute();
-      }
-      await this.d.incidents.close(trx, name.startsWith('blast:') ? name : `breaker:${name}`);
-      await this.d.audit.record(trx, op, 'breaker.release', name, reason, { released: released.length });
-      return released.length;
-    });
+    const broadcast = name.startsWith('blast:') ? broadcastOfCause(name.slice(6)) : null;
+    // Otherwise the broadcast's creator could release their own held broadcast here, past the two-person rule.
+    if (broadcast) {
+      throw new AppError('conflict',
+        `This hold is broadcast ${broadcast}: release it by approving the broadcast (POST /api/v1/admin/broadcasts/${broadcast}/approve), where the approval rule applies, or discard it.`,
+        { extra: { reason: 'broadcast_hold', broadcast } });
+    }
+    const n = await this.d.db.transaction().execute((trx) => this.releaseIn(trx, name, op, reason));
     // Messages of this breaker now measure against a fresh window.
     for (const suffix of ['m', 'h']) await this.d.store.reset(`breaker:${name}:${suffix}`);
     this.invalidate();
     return n;
+  }
+
+  /**
+   * Release the blast hold of an approved broadcast, in the approval's transaction (Broadcasts
+   * calls it once the approval rule is met). Audited like any release.
+   */
+  releaseApprovedBlast(trx: Db, causeId: string, op: Operator, reason: string): Promise<number> {
+    return this.releaseIn(trx, `blast:${causeId}`, op, reason);
+  }
+
+  private async releaseIn(trx: Db, name: string, op: Operator, reason: string): Promise<number> {
+    const now = this.d.clock.now();
+    const released = await courierStore.releaseHeld(trx, now, { reason: heldReasonFor(name) });
+    if (name.startsWith('blast:')) {
+      await trx.insertInto('cause_approvals').values({ cause_id: name.slice(6), approved_by: op.name, approved_at: now }).onConflict((oc) => oc.column('cause_id').doNothing()).execute();
+    } else {
+      await trx.updateTable('breakers').set({ state: 'closed', reason, updated_at: now }).where('name', '=', name).execute();
+    }
+    await this.d.incidents.close(trx, name.startsWith('blast:') ? name : `breaker:${name}`);
+    await this.d.audit.record(trx, op, 'breaker.release', name, reason, { released: released.length });
+    return released.length;
   }
 
   /** Discard held messages (and close the breaker): they are never sent; secrets are wiped. */
@@ -287,6 +306,12 @@ export class OutboundGuard implements DeliveryGate {
     const rows = await this.d.db.selectFrom('kill_switches').selectAll().orderBy('name').execute();
     return rows.map((r) => ({ name: r.name, action: r.action as KillSwitch['action'], reason: r.reason, setBy: r.set_by, setAt: new Date(Number(r.set_at)).toISOString() }));
   }
+}
+
+/** The broadcast whose operator cause this is (`<operator id>:broadcast:<id>`, see broadcasts.ts), or null. */
+export function broadcastOfCause(causeId: string): string | null {
+  const m = /:broadcast:([A-Za-z0-9_-]{1,64})$/.exec(causeId);
+  return m ? m[1]! : null;
 }
 
 function heldReasonFor(name: string): string {

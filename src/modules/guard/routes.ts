@@ -50,7 +50,7 @@ export async function guardRoutes(app: App, s: Services): Promise<void> {
         summary: action === 'release' ? 'Release held messages (each goes out once) and close the breaker' : action === 'discard' ? 'Discard held messages (never sent) and close the breaker' : 'Trip a breaker by hand: further messages of its type and cause are held',
         params: Type.Object({ name: BreakerName }),
         body: Type.Object({ reason: Reason }, { additionalProperties: false }),
-        response: { 200: Type.Object({ name: Type.String(), affected: Type.Integer() }), ...problems(400, 401) },
+        response: { 200: Type.Object({ name: Type.String(), affected: Type.Integer() }), ...problems(400, 401, ...(action === 'release' ? [409] : [])) },
       },
     }, async (req) => {
       const op = await requireOperator(s, req);
@@ -87,12 +87,18 @@ export async function guardRoutes(app: App, s: Services): Promise<void> {
     return { killSwitches: await s.outbound.listKillSwitches() };
   });
 
-  const BroadcastView = Type.Object({ id: Type.String(), subject: Type.String(), state: Type.String(), recipients: Type.Integer(), createdBy: Type.String(), createdAt: Type.String(), approvedBy: Type.Union([Type.String(), Type.Null()]), approvedAt: Type.Union([Type.String(), Type.Null()]), sent: Type.Integer(), held: Type.Integer(), queued: Type.Integer() });
+  const BroadcastView = Type.Object({
+    id: Type.String(), subject: Type.String(), state: Type.String(), recipients: Type.Integer(), createdBy: Type.String(), createdAt: Type.String(),
+    approvedBy: Type.Union([Type.String(), Type.Null()]), approvedAt: Type.Union([Type.String(), Type.Null()]),
+    approvals: Type.Array(Type.Object({ by: Type.String(), at: Type.String() }), { description: 'Who approved so far, oldest first' }),
+    approvalsNeeded: Type.Integer({ description: 'FLOODGATE_APPROVALS: approvals that release it' }),
+    sent: Type.Integer(), held: Type.Integer(), queued: Type.Integer(),
+  });
 
   app.post('/api/v1/admin/broadcasts', {
     schema: {
       ...admin, summary: 'Send a security notice to users',
-      description: 'Past FLOODGATE_BLAST_RADIUS recipients the rest is held until POST /api/v1/admin/broadcasts/{id}/approve.',
+      description: 'Past FLOODGATE_BLAST_RADIUS recipients the rest is held until approved with POST /api/v1/admin/broadcasts/{id}/approve (by another operator than the creator when one exists; see FLOODGATE_APPROVALS).',
       body: Type.Object({
         subject: Type.String({ minLength: 1, maxLength: 200 }),
         text: Type.String({ minLength: 1, maxLength: 20_000 }),
@@ -118,9 +124,13 @@ export async function guardRoutes(app: App, s: Services): Promise<void> {
   app.post('/api/v1/admin/broadcasts/:id/approve', {
     schema: {
       ...admin, summary: 'Approve a broadcast past the blast radius: held recipients get it, once each',
+      description:
+        'Two-person rule. With FLOODGATE_APPROVALS=1 (default) one approval releases it, but not its creator\'s while another operator exists ' +
+        '(403 `forbidden`, `reason: "second_operator_required"`). With 2, two different operators must approve (the creator may be one): the first ' +
+        'approval is recorded (200, still `awaiting_approval`). 409 `conflict` when it is not awaiting approval or you already approved. Every approval is audited.',
       params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 40 }) }),
       body: Type.Object({ reason: Reason }, { additionalProperties: false }),
-      response: { 200: BroadcastView, ...problems(400, 401, 404) },
+      response: { 200: BroadcastView, ...problems(400, 401, 403, 404, 409) },
     },
   }, async (req) => {
     const op = await requireOperator(s, req);

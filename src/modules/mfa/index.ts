@@ -1,5 +1,4 @@
 /** The MFA and password-hardening module: TOTP, recovery codes, passkeys, password change, breached list. */
-import { hkdfSync } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../kernel/clock.js';
 import type { SecretBox } from '../../kernel/crypto.js';
@@ -32,8 +31,6 @@ export interface MfaModuleDeps {
   db: Kysely<Database>;
   clock: Clock;
   box: SecretBox;
-  /** FLOODGATE_SECRET_KEY: the key for decoy passkey credential ids is derived from it. */
-  secretKey: Buffer;
   events: SecurityEvents;
   outbox: Outbox;
   limiter: RateLimiter;
@@ -48,8 +45,7 @@ export interface MfaModuleDeps {
 
 export function createMfa(d: MfaModuleDeps): MfaModule {
   const factors = new MfaService({ db: d.db, clock: d.clock, box: d.box, events: d.events, outbox: d.outbox, limiter: d.limiter, accounts: d.accounts, sessions: d.sessions });
-  const decoyKey = Buffer.from(hkdfSync('sha256', d.secretKey, Buffer.alloc(0), 'floodgate/mfa/passkey-decoy/v1', 32));
-  const passkeys = new PasskeyService({ db: d.db, clock: d.clock, events: d.events, limiter: d.limiter, accounts: d.accounts, sessions: d.sessions, mfa: factors, publicUrl: d.publicUrl, decoyKey, signIns: d.signIns });
+  const passkeys = new PasskeyService({ db: d.db, clock: d.clock, events: d.events, limiter: d.limiter, accounts: d.accounts, sessions: d.sessions, mfa: factors, publicUrl: d.publicUrl, signIns: d.signIns });
   const passwords = new PasswordChange({ db: d.db, clock: d.clock, accounts: d.accounts, sessions: d.sessions, events: d.events, outbox: d.outbox, hasher: d.hasher, breached: d.breached, mfa: factors });
   return { factors, passkeys, passwords, secondFactor: factors.secondFactor };
 }

@@ -15,9 +15,14 @@ export const RECOVERY_CODE_COUNT = 10;
 export const OTP_FAILURE_RULE: LimitRule = { windowMs: 10 * MINUTE, limit: 5 };
 /** Wrong passwords given to confirm a sensitive change, per account. */
 export const REAUTH_FAILURE_RULE: LimitRule = { windowMs: 10 * MINUTE, limit: 5 };
-/** Passkey sign-in ceremonies started per client address, and failed ones. */
+/**
+ * Passkey sign-in ceremonies started, and failed ones: per source (an IPv4 address, or an IPv6
+ * /64, which one client holds whole) and per network (/24, /56), keyed like the guard's limits.
+ */
 export const PASSKEY_OPTIONS_RULE: LimitRule = { windowMs: MINUTE, limit: 30 };
 export const PASSKEY_FAILURE_RULE: LimitRule = { windowMs: 10 * MINUTE, limit: 20 };
+export const PASSKEY_OPTIONS_NETWORK_RULE: LimitRule = { windowMs: MINUTE, limit: 300 };
+export const PASSKEY_FAILURE_NETWORK_RULE: LimitRule = { windowMs: 10 * MINUTE, limit: 200 };
 
 /** "Recent authentication" for factor and password changes (OWASP ASVS 5.0 V6.3/V7.5). */
 export const RECENT_AUTH_MS = 10 * MINUTE;

@@ -2,6 +2,7 @@ import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE, SECOND } from '../../kernel/clock.js';
 import { bearer, call, createUser, DIALECTS, makeHarness, signIn, type Harness } from '../../../test/helpers/harness.js';
+import { from } from '../../../test/helpers/recovery.js';
 import { SoftAuthenticator } from '../../../test/helpers/webauthn.js';
 
 const PW = 'a passphrase for keys 42';
@@ -31,7 +32,7 @@ describe.each(DIALECTS)('passkeys on %s', (dialect) => {
     const token = await signIn(h, email, PW);
     const key = new SoftAuthenticator(RP, ORIGIN);
     const opts = await call(h.app, 'POST', '/api/v1/me/passkeys/registration/options', {}, bearer(token));
-    expect(opts.json).toMatchObject({ rp: { id: RP, name: 'Floodgate' }, user: { name: email }, attestation: 'none', authenticatorSelection: { userVerification: 'required' } });
+    expect(opts.json).toMatchObject({ rp: { id: RP, name: 'Floodgate' }, user: { name: email }, attestation: 'none', authenticatorSelection: { userVerification: 'required', residentKey: 'required', requireResidentKey: true } });
     expect(opts.json.challenge).toMatch(/^[A-Za-z0-9_-]{32,}$/);
     const reg = await call(h.app, 'POST', '/api/v1/me/passkeys/registration/verify', { response: key.register(opts.json), name: 'My laptop' }, bearer(token));
     expect(reg.status).toBe(201);
@@ -97,8 +98,9 @@ describe.each(DIALECTS)('passkeys on %s', (dialect) => {
     expect(reg.json.recoveryCodes).toBeNull(); // MFA was already on, with codes
     const pw = await call(h.app, 'POST', '/api/v1/sessions', { email, password: PW });
     expect(pw).toMatchObject({ status: 401, json: { code: 'mfa_required' } });
+    // Discoverable: the browser finds the passkey itself; an email in the request changes nothing.
     const { opts, res } = await passkeySignIn(key, email);
-    expect(opts.allowCredentials).toEqual([{ id: key.id, type: 'public-key', transports: ['internal'] }]);
+    expect(opts.allowCredentials ?? []).toEqual([]);
     expect(res.status).toBe(201);
     // Platform passkeys report a counter of 0 forever: that is allowed.
     expect((await passkeySignIn(key, email)).res.status).toBe(201);
@@ -144,17 +146,58 @@ describe.each(DIALECTS)('passkeys on %s', (dialect) => {
     expect(events.json.events.filter((e: any) => e.type === 'signin.failed' && e.data.reason === 'passkey').length).toBeGreaterThanOrEqual(5);
   });
 
-  it('answers sign-in options for unknown addresses and accounts without passkeys in the same shape', async () => {
+  it('sign-in options do not tell who has passkeys: the same for an account with passkeys, without, an unknown email and none', async () => {
+    await createUser(h, 'has-keys@example.test', PW);
+    const token = await signIn(h, 'has-keys@example.test', PW);
+    const k1 = new SoftAuthenticator(RP, ORIGIN);
+    const k2 = new SoftAuthenticator(RP, ORIGIN, { counter: false });
+    expect((await register(token, k1)).status).toBe(201);
+    expect((await register(token, k2)).status).toBe(201);
     await createUser(h, 'nokeys@example.test', PW);
-    const a = (await call(h.app, 'POST', '/api/v1/sessions/passkey/options', { email: 'nobody@example.test' })).json;
-    const b = (await call(h.app, 'POST', '/api/v1/sessions/passkey/options', { email: 'nokeys@example.test' })).json;
-    const a2 = (await call(h.app, 'POST', '/api/v1/sessions/passkey/options', { email: 'NOBODY@example.test' })).json;
-    expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
-    expect(a.allowCredentials).toHaveLength(1);
-    expect(b.allowCredentials).toHaveLength(1);
-    expect(a.allowCredentials[0].id).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(a2.allowCredentials).toEqual(a.allowCredentials); // stable, so probing twice shows nothing
-    expect(a.allowCredentials[0].id).not.toBe(b.allowCredentials[0].id);
+    const ask = async (body: Record<string, unknown>) => {
+      const r = await call(h.app, 'POST', '/api/v1/sessions/passkey/options', body);
+      expect(r.status).toBe(200);
+      const { challenge, ...rest } = r.json;
+      expect(challenge).toMatch(/^[A-Za-z0-9_-]{32,}$/);
+      return { rest, headers: Object.keys(r.headers).filter((k) => k !== 'date' && k !== 'x-request-id' && k !== 'content-length').sort() };
+    };
+    const withKeys = await ask({ email: 'has-keys@example.test' });
+    expect(JSON.stringify(withKeys)).not.toContain(k1.id);
+    expect(JSON.stringify(withKeys)).not.toContain(k2.id);
+    expect(withKeys.rest.allowCredentials ?? []).toEqual([]);
+    for (const body of [{ email: 'nokeys@example.test' }, { email: 'nobody@example.test' }, {}]) expect(await ask(body)).toEqual(withKeys);
+    // And the passkey still signs in, found by the browser (discoverable), whatever email was sent.
+    expect((await passkeySignIn(k1, 'nobody@example.test')).res.status).toBe(201);
+  });
+
+  it('counts passkey sign-in ceremonies per IPv6 /64: rotating addresses in one /64 buys nothing', async () => {
+    const in64 = (i: number) => `2001:db8:77:1:${(i + 1).toString(16)}::${(i * 7 + 3).toString(16)}`;
+    const options = (ip: string) => from(h.app, ip, 'POST', '/api/v1/sessions/passkey/options', {});
+    // 30 ceremonies a minute per source: the 31st address of the same /64 is refused.
+    for (let i = 0; i < 30; i++) expect((await options(in64(i))).status).toBe(200);
+    const refused = await options(in64(30));
+    expect(refused).toMatchObject({ status: 429, json: { code: 'rate_limited' } });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    // Another /64 (of another network) is its own source.
+    expect((await options('2001:db8:99:2::1')).status).toBe(200);
+    h.clock.advance(MINUTE + SECOND);
+    expect((await options(in64(31))).status).toBe(200);
+  });
+
+  it('counts failed passkey sign-ins per IPv6 /64: 21 addresses of one /64 are one source', async () => {
+    const options = (ip: string) => from(h.app, ip, 'POST', '/api/v1/sessions/passkey/options', {});
+    // 20 failed sign-ins per 10 minutes per source, from 21 addresses of one /64.
+    const stranger = new SoftAuthenticator(RP, ORIGIN); // never registered
+    const fail = async (ip: string) => {
+      const o = await options(ip);
+      return (await from(h.app, ip, 'POST', '/api/v1/sessions/passkey', { response: stranger.assert(o.json) })).status;
+    };
+    for (let i = 0; i < 20; i++) expect(await fail(`2001:db8:78:5:${i.toString(16)}::1`)).toBe(401);
+    expect(await fail('2001:db8:78:5:ffff::1')).toBe(429);
+    // IPv4 counts address by address (a /24 is a network, not a source).
+    expect(await fail('198.51.100.20')).toBe(401);
+    h.clock.advance(10 * MINUTE + SECOND);
+    expect(await fail('2001:db8:78:5:abcd::1')).toBe(401);
   });
 
   it('adding or removing a passkey needs a recent sign-in, and can sign out other sessions', async () => {

@@ -7,12 +7,14 @@
  * - user verification is required in both ceremonies: a passkey stands alone as a multi-factor
  *   authenticator (possession + PIN/biometric), so it can replace password + code;
  * - a signature counter that does not grow (when the authenticator keeps one) is refused: clone;
- * - options for an email answer the same shape whether or not the account exists or has passkeys
- *   (a deterministic decoy credential id), so they do not tell who has an account;
+ * - sign-in options never depend on an account: discoverable credentials only (empty
+ *   allowCredentials), so they cannot tell who has an account or a passkey; registration
+ *   requires a discoverable (resident) credential, so every registered passkey can sign in;
+ * - sign-in limits count per source (IPv4 address, IPv6 /64) and per network (/24, /56), like
+ *   the guard's: rotating addresses inside one's own /64 buys no budget;
  * - a sign-in challenge is issued for one place: the account's sign-in ('authenticate') or the
  *   operator console ('console'); an assertion made for one is refused by the other.
  */
-import { createHmac } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import {
   generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
@@ -22,16 +24,16 @@ import {
 import type { Clock } from '../../kernel/clock.js';
 import type { RequestContext } from '../../kernel/context.js';
 import { sha256Hex } from '../../kernel/crypto.js';
-import { normalizeEmail } from '../../kernel/email.js';
 import { AppError } from '../../kernel/errors.js';
 import { newId } from '../../kernel/ids.js';
 import type { Database, Db } from '../../storage/schema.js';
 import type { AccountsService, UserRow } from '../accounts/index.js';
-import type { RateLimiter } from '../guard/index.js';
+import { networkOf, sourceKey, type LimitRule, type RateLimiter } from '../guard/index.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import { describeDevice, type SessionsService, type SignInFlow } from '../sessions/index.js';
 import {
-  CHALLENGE_TTL_MS, MAX_PASSKEYS_PER_ACCOUNT, PASSKEY_FAILURE_RULE, PASSKEY_NAME_MAX, PASSKEY_OPTIONS_RULE,
+  CHALLENGE_TTL_MS, MAX_PASSKEYS_PER_ACCOUNT, PASSKEY_FAILURE_NETWORK_RULE, PASSKEY_FAILURE_RULE, PASSKEY_NAME_MAX,
+  PASSKEY_OPTIONS_NETWORK_RULE, PASSKEY_OPTIONS_RULE,
   type Actor, type PasskeyView,
 } from './model.js';
 import { refuseWhenLimited, type ChangeOptions, type MfaService } from './service.js';
@@ -46,8 +48,6 @@ export interface PasskeyDeps {
   sessions: SessionsService;
   mfa: MfaService;
   publicUrl: string;
-  /** Key for decoy credential ids (derived from FLOODGATE_SECRET_KEY). */
-  decoyKey: Buffer;
   /** Ends a passkey sign-in the way every sign-in ends (the sessions module's SignInFlow). */
   signIns: Pick<SignInFlow, 'completeSignIn'>;
 }
@@ -108,7 +108,8 @@ export class PasskeyService {
       userID: new Uint8Array(Buffer.from(user.id, 'utf8')),
       timeout: CHALLENGE_TTL_MS, attestationType: 'none',
       excludeCredentials: existing.map((p) => ({ id: p.credential_id, transports: JSON.parse(p.transports) as AuthenticatorTransportFuture[] })),
-      authenticatorSelection: { residentKey: 'preferred', userVerification: 'required' },
+      // Discoverable only: sign-in never lists an account's credentials, so a key that cannot be found without them could not sign in.
+      authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
     });
     const now = this.d.clock.now();
     await mfaStore.putChallenge(this.d.db, { challenge_hash: sha256Hex(options.challenge), purpose: 'register', user_id: actor.userId, session_id: actor.sessionId, created_at: now, expires_at: now + CHALLENGE_TTL_MS });
@@ -181,28 +182,28 @@ export class PasskeyService {
 
   // --- sign-in with a passkey (anonymous) -------------------------------------------------------
 
-  async authenticationOptions(email: string | undefined, ctx: RequestContext, purpose: Exclude<ChallengePurpose, 'register'> = 'authenticate'): Promise<PublicKeyCredentialRequestOptionsJSON> {
-    const ipKey = `passkey-options:${ctx.ip ?? 'unknown'}`;
-    const hit = await this.d.limiter.hit(ipKey, PASSKEY_OPTIONS_RULE);
-    if (!hit.allowed) throw new AppError('rate_limited', 'Too many sign-in attempts. Try again later.', { headers: { 'retry-after': String(Math.max(1, Math.ceil(hit.retryAfterMs / 1000))) } });
-    let allowCredentials: { id: string; transports?: AuthenticatorTransportFuture[] }[] | undefined;
-    if (email !== undefined) {
-      const user = await this.d.accounts.findByEmail(email);
-      // The passkey query runs either way, so known and unknown addresses cost the same.
-      const keys = await mfaStore.passkeysOf(this.d.db, user?.id ?? '-');
-      allowCredentials = keys.length
-        ? keys.map((p) => ({ id: p.credential_id, transports: JSON.parse(p.transports) as AuthenticatorTransportFuture[] }))
-        : [{ id: this.decoyCredentialId(email), transports: ['internal', 'hybrid'] }];
+  /**
+   * Options for a passkey sign-in (the account's, or the console's): discoverable credentials only.
+   * Nothing about any account goes in (no allowCredentials), so the answer is the same for everyone.
+   */
+  async authenticationOptions(ctx: RequestContext, purpose: Exclude<ChallengePurpose, 'register'> = 'authenticate'): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const wait = Math.max(
+      await this.spend(`passkey-options:${sourceKey(ctx.ip)}`, PASSKEY_OPTIONS_RULE),
+      await this.spend(`passkey-options-net:${networkOf(ctx.ip)}`, PASSKEY_OPTIONS_NETWORK_RULE),
+    );
+    if (wait > 0) {
+      throw new AppError('rate_limited', 'Too many sign-in attempts. Try again later.', { headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) } });
     }
-    const options = await generateAuthenticationOptions({ rpID: this.rpID, timeout: CHALLENGE_TTL_MS, userVerification: 'required', ...(allowCredentials ? { allowCredentials } : {}) });
+    const options = await generateAuthenticationOptions({ rpID: this.rpID, timeout: CHALLENGE_TTL_MS, userVerification: 'required' });
     const now = this.d.clock.now();
     await mfaStore.putChallenge(this.d.db, { challenge_hash: sha256Hex(options.challenge), purpose, user_id: null, session_id: null, created_at: now, expires_at: now + CHALLENGE_TTL_MS });
     return options;
   }
 
-  /** A stable, meaningless credential id for an address without passkeys. */
-  private decoyCredentialId(email: string): string {
-    return createHmac('sha256', this.d.decoyKey).update(normalizeEmail(email)).digest().subarray(0, 32).toString('base64url');
+  /** Count one against `key`; the wait in ms when that passes the rule's limit, else 0. */
+  private async spend(key: string, rule: LimitRule): Promise<number> {
+    const hit = await this.d.limiter.hit(key, rule);
+    return hit.allowed ? 0 : hit.retryAfterMs;
   }
 
   async authenticate(response: AuthenticationResponseJSON, ctx: RequestContext): Promise<PasskeySignIn> {
@@ -217,11 +218,15 @@ export class PasskeyService {
    * Any failure is one generic 401 (invalid_credentials), counted per source; a locked account fails.
    */
   async assertion<T>(response: AuthenticationResponseJSON, ctx: RequestContext, purpose: Exclude<ChallengePurpose, 'register'>, finish: (trx: Db, user: UserRow, passkeyId: string) => Promise<T>): Promise<{ user: UserRow; value: T }> {
-    const failKey = `passkey-fail:${ctx.ip ?? 'unknown'}`;
+    // Per /64 and per network, like the guard: one IPv6 client cannot rotate addresses for fresh budgets.
+    const failKey = `passkey-fail:${sourceKey(ctx.ip)}`;
+    const netKey = `passkey-fail-net:${networkOf(ctx.ip)}`;
     await refuseWhenLimited(this.d.limiter, failKey, PASSKEY_FAILURE_RULE, 'passkey sign-ins');
+    await refuseWhenLimited(this.d.limiter, netKey, PASSKEY_FAILURE_NETWORK_RULE, 'passkey sign-ins');
     let knownUser: string | null = null;
     const fail = async (reason: string): Promise<never> => {
       await this.d.limiter.hit(failKey, PASSKEY_FAILURE_RULE);
+      await this.d.limiter.hit(netKey, PASSKEY_FAILURE_NETWORK_RULE);
       if (knownUser) await this.d.events.record(this.d.db, 'signin.failed', knownUser, ctx, { reason: 'passkey', detail: reason, ...(purpose === 'console' ? { where: 'console' } : {}) });
       // One answer for every failure: unknown passkey, wrong signature, expired challenge, locked account.
       throw new AppError('invalid_credentials', 'The passkey could not be verified. Try again.');

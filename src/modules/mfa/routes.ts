@@ -8,7 +8,7 @@ import type { FastifyRequest } from 'fastify';
 import type { App } from '../../http/app.js';
 import { requireUser } from '../../http/auth.js';
 import { ctxOf, noStore, SESSION_COOKIE } from '../../http/context.js';
-import { Email, Password, problems } from '../../http/schemas.js';
+import { Password, problems } from '../../http/schemas.js';
 import type { Services } from '../../services.js';
 import type { Actor } from './model.js';
 
@@ -212,13 +212,19 @@ export async function mfaRoutes(app: App, s: Services): Promise<void> {
   app.post('/api/v1/sessions/passkey/options', {
     schema: {
       tags: TAGS, summary: 'Start signing in with a passkey',
-      description: 'Without `email`: any passkey on the device (discoverable). With `email`: that account\'s passkeys; the answer has the same shape whether or not the account exists.',
-      body: Type.Object({ email: Type.Optional(Email) }, { additionalProperties: false }),
+      description:
+        'Request options for navigator.credentials.get() with discoverable credentials only: `allowCredentials` is always empty and the ' +
+        'browser offers the passkeys it holds for this site. The answer never depends on an account, so it tells nobody who has one or ' +
+        'who has a passkey. The challenge is single use and lives 5 minutes. 429 when a source (IPv4 address, IPv6 /64) or its network asks too often.',
+      // `email` is accepted and ignored, so clients written for the old per-account options keep working.
+      body: Type.Object({
+        email: Type.Optional(Type.String({ minLength: 3, maxLength: 320, deprecated: true, description: 'Ignored: the options are the same for every account' })),
+      }, { additionalProperties: false }),
       response: { 200: Options, ...problems(400, 429) },
     },
   }, async (req, reply) => {
     noStore(reply);
-    return mfa.passkeys.authenticationOptions(req.body?.email, ctxOf(req));
+    return mfa.passkeys.authenticationOptions(ctxOf(req));
   });
 
   app.post('/api/v1/sessions/passkey', {

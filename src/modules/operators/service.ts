@@ -1,13 +1,24 @@
 /**
- * Operator authentication. The bootstrap FLOODGATE_ADMIN_TOKEN is compared in constant time;
- * named operator tokens (`floodgate operators create NAME`) are `id.secret` with only
- * sha256(secret) stored, like sessions.
+ * Operator authentication. Invariants:
+ * - the bootstrap FLOODGATE_ADMIN_TOKEN is compared in constant time (both sides hashed first);
+ *   the config refuses one shorter than 32 characters on https (16 on http, with a warning);
+ * - named operator tokens (`floodgate operators create NAME`) are `fgo_` + `id.secret` (a 256-bit
+ *   secret, 64 characters in all), with only sha256(secret) stored, like sessions;
+ * - failed operator authentication is throttled per source (IPv4 address, IPv6 /64) and per
+ *   network (/24, /56) in the guard store's sliding windows; the throttle is checked before any
+ *   token is compared, so a throttled source learns nothing, not even from the right token.
  */
 import type { Kysely } from 'kysely';
-import type { Clock } from '../../kernel/clock.js';
+import { MINUTE, type Clock } from '../../kernel/clock.js';
+import type { RequestContext } from '../../kernel/context.js';
 import { constantTimeEqual, mintToken, parseToken, secretMatches } from '../../kernel/crypto.js';
 import { AppError } from '../../kernel/errors.js';
 import type { Database } from '../../storage/schema.js';
+import { networkOf, sourceKey, type LimitRule, type RateLimiter } from '../guard/index.js';
+
+/** Failed operator authentications per source and per network; past them, 429 until the window slides. */
+export const OPERATOR_FAILURES_PER_SOURCE: LimitRule = { windowMs: 10 * MINUTE, limit: 20 };
+export const OPERATOR_FAILURES_PER_NETWORK: LimitRule = { windowMs: 10 * MINUTE, limit: 200 };
 
 export interface Operator {
   id: string;
@@ -21,9 +32,33 @@ export class OperatorsService {
     private readonly db: Kysely<Database>,
     private readonly clock: Clock,
     private readonly adminToken: string | null,
+    /** The guard store: failure windows shared by every instance. */
+    private readonly limiter: RateLimiter,
   ) {}
 
-  async authenticate(token: string): Promise<Operator | null> {
+  /**
+   * The operator a bearer token belongs to, or null. Throws rate_limited (429, Retry-After) while
+   * the caller's source or network has failed too often, before looking at the token.
+   */
+  async authenticate(token: string, ctx: RequestContext): Promise<Operator | null> {
+    const keys: [string, LimitRule][] = [
+      [`operator-fail:source:${sourceKey(ctx.ip)}`, OPERATOR_FAILURES_PER_SOURCE],
+      [`operator-fail:network:${networkOf(ctx.ip)}`, OPERATOR_FAILURES_PER_NETWORK],
+    ];
+    // Checked before the compare: a throttled guesser gets no answer about any token, right or wrong.
+    for (const [key, rule] of keys) {
+      if ((await this.limiter.peek(key, rule)) + 1 <= rule.limit) continue;
+      const r = await this.limiter.hit(key, rule);
+      throw new AppError('rate_limited', 'Too many failed operator authentications from your network. Try again later.', {
+        headers: { 'retry-after': String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))) },
+      });
+    }
+    const op = await this.match(token);
+    if (!op) for (const [key, rule] of keys) await this.limiter.hit(key, rule);
+    return op;
+  }
+
+  private async match(token: string): Promise<Operator | null> {
     if (this.adminToken && constantTimeEqual(token, this.adminToken)) return BOOTSTRAP_OPERATOR;
     const parsed = parseToken(token.startsWith('fgo_') ? token.slice(4) : '');
     if (!parsed) return null;
@@ -45,6 +80,11 @@ export class OperatorsService {
   async revoke(name: string): Promise<boolean> {
     const r = await this.db.updateTable('operators').set({ revoked_at: this.clock.now() }).where('name', '=', name).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
+  }
+
+  /** The ids of the named operators whose tokens are not revoked (who counts as "another operator"). */
+  async liveIds(): Promise<string[]> {
+    return (await this.db.selectFrom('operators').select('id').where('revoked_at', 'is', null).execute()).map((r) => r.id);
   }
 
   list() {

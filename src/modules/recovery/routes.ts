@@ -87,14 +87,20 @@ export async function recoveryRoutes(app: App, s: Services): Promise<void> {
   app.post('/api/v1/me/reset-prompts/answer', {
     schema: {
       tags: ['recovery'], summary: 'Answer the in-app "someone asked to reset your password — was it you?" prompt',
-      description: '`yes` mails the reset link now; `no` kills live reset links, records the report and quiets reset mail for a while.',
+      description:
+        '`promptId` is the `id` of the prompt\'s entry in GET /api/v1/me/notifications (`type` `reset_prompt`, `readAt` null while unanswered). ' +
+        '`yes` mails the reset link now; `no` kills live reset links, records the report and quiets reset mail for a while. ' +
+        'Each prompt is answered once: 404 `not_found` when no prompt of yours has this id, 409 `conflict` when it was already answered; either way nothing changes.',
       security: [{ session: [] }],
-      body: Type.Object({ answer: Type.Union([Type.Literal('yes'), Type.Literal('no')]) }, { additionalProperties: false }),
-      response: { 204: Type.Null(), ...problems(400, 401, 403) },
+      body: Type.Object({
+        promptId: Type.String({ minLength: 1, maxLength: 64, description: 'The id of the reset_prompt notification being answered' }),
+        answer: Type.Union([Type.Literal('yes'), Type.Literal('no')]),
+      }, { additionalProperties: false }),
+      response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409) },
     },
   }, async (req, reply) => {
     const p = await requireUser(s, req);
-    await s.recovery.answerPrompt(p.userId, req.body.answer, ctxOf(req));
+    await s.recovery.answerPrompt(p.userId, req.body.promptId, req.body.answer, ctxOf(req));
     return reply.code(204).send(null);
   });
 }

@@ -28,7 +28,7 @@ import type { Database, Db } from '../../storage/schema.js';
 import type { AccountsService, PasswordHasher, UserRow } from '../accounts/index.js';
 import type { RateLimiter } from '../guard/index.js';
 import type { SecurityEvents } from '../incidents/index.js';
-import type { Outbox } from '../notifications/index.js';
+import { inboxStore, type Outbox } from '../notifications/index.js';
 import { describeDevice, type SecondFactor, type SessionsService } from '../sessions/index.js';
 import { decideRequest, isLive, issue, MAX_TTL_MS, transition, type Effect, type RecoveryFlow, type RequestDecision } from './flow.js';
 import { RECOVERY_LIMITS, sourceKey, type RecoveryLimits } from './limits.js';
@@ -424,30 +424,60 @@ export class RecoveryService {
   }
 
   /**
-   * The owner's answer to an in-app "was it you?" prompt. Yes: the reset link is mailed now (the
-   * request is the owner's, so the guard does not judge it again). No: handled like the deny
-   * link — live links die, a report is recorded and reset mail stays quiet for a while.
+   * The owner's answer to one in-app "was it you?" prompt (`promptId`: the id of its inbox entry,
+   * as GET /api/v1/me/notifications lists it). The one rule for the page and the API: the prompt
+   * must be the account's own, still unanswered, and it is answered once; taking it (marking the
+   * inbox entry read) and acting on the answer commit together, under the account's recovery row
+   * lock. Yes: the reset link is mailed now (the request is the owner's, so the guard does not
+   * judge it again). No: handled like the deny link — live links die, a report is recorded and
+   * reset mail stays quiet for a while. Throws not_found (no prompt of this account has that id:
+   * unknown, or another account's) or conflict (already answered); either way nothing changes.
    */
-  async answerPrompt(userId: string, answer: 'yes' | 'no', ctx: RequestContext): Promise<void> {
+  async answerPrompt(userId: string, promptId: string, answer: 'yes' | 'no', ctx: RequestContext): Promise<void> {
     const user = await this.d.accounts.findById(userId);
     if (!user) throw new AppError('unauthenticated');
-    const now = this.d.clock.now();
-    if (answer === 'yes') {
-      await store.insertIntake(this.d.db, {
-        id: newId(now), email_normalized: user.email_normalized, ip: ctx.ip, request_id: ctx.requestId, user_agent: ctx.userAgent, requester_user_id: userId, at: now, solved: 1, held: 2,
-      });
-      for (const l of this.intakeListeners) l();
-      return;
-    }
     await this.d.db.transaction().execute(async (trx) => {
+      const now = this.d.clock.now();
       await store.lockAccount(trx, userId, now);
+      // A session alone must not be able to kill the owner's links at will: one answer per prompt
+      // that was really put to this account, never an answer without a prompt.
+      const taken = await inboxStore.takeUnread(trx, userId, promptId, 'reset_prompt', now);
+      if (taken === 'none') throw new AppError('not_found', 'No reset prompt of yours has this id.');
+      if (taken === 'read') throw new AppError('conflict', 'This reset prompt was already answered.');
+      if (answer === 'yes') {
+        await this.insertOwnerIntake(trx, user, ctx, now);
+        return;
+      }
       const issued = await store.issuedFlows(trx, userId);
       for (const f of issued) {
         const t = transition(f, { type: 'supersede', reason: 'denied_in_app' }, now);
         if (t.ok && t.flow !== f) await store.saveTransition(trx, f, t.flow, now);
       }
       await store.quietUntil(trx, userId, now + this.d.denyQuietMs, now);
-      await this.d.events.record(trx, 'password.reset_denied', userId, ctx, { via: 'in_app_prompt', killed: issued.length, quietUntil: new Date(now + this.d.denyQuietMs).toISOString() });
+      await this.d.events.record(trx, 'password.reset_denied', userId, ctx, {
+        via: 'in_app_prompt', prompt: promptId, killed: issued.length, quietUntil: new Date(now + this.d.denyQuietMs).toISOString(),
+      });
+    });
+    if (answer === 'yes') for (const l of this.intakeListeners) l();
+  }
+
+  /**
+   * A reset asked by the account's owner, already proven by something other than the session
+   * (a single-use "this wasn't me" link from their own mailbox): mailed like an answered prompt's
+   * "yes", without the reset guard's judgement.
+   */
+  async requestAsOwner(userId: string, ctx: RequestContext): Promise<void> {
+    const user = await this.d.accounts.findById(userId);
+    if (!user) throw new AppError('unauthenticated');
+    await this.insertOwnerIntake(this.d.db, user, ctx, this.d.clock.now());
+    for (const l of this.intakeListeners) l();
+  }
+
+  /** An intake row already released (held = 2) and asked by the owner: decided as 'mail', subject to the per-account limits. */
+  private async insertOwnerIntake(db: Db, user: UserRow, ctx: RequestContext, now: number): Promise<void> {
+    await store.insertIntake(db, {
+      id: newId(now), email_normalized: user.email_normalized, ip: ctx.ip, request_id: ctx.requestId, user_agent: ctx.userAgent,
+      requester_user_id: user.id, at: now, solved: 1, held: 2,
     });
   }
 

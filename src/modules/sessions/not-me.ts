@@ -96,7 +96,7 @@ export class NotMeService {
       // The reset guard's per-source limits and challenges are for anonymous requests. This one is
       // the owner's, proven by a single-use link from their own mailbox: it goes the way of the
       // owner's in-app "yes, it was me", so an attack on the reset flow cannot block it.
-      await this.d.resets.answerPrompt(user.id, 'yes', ctx);
+      await this.d.resets.requestAsOwner(user.id, ctx);
     }
   }
 }

@@ -41,5 +41,5 @@ export interface PasswordResets {
   /** A request made as the signed-in owner (lifts a quiet period); the reset guard may refuse it (429, 428). */
   request(email: string, ctx: RequestContext, requesterUserId: string | null): Promise<void>;
   /** The owner's own request, already proven: mailed without the reset guard's judgement. */
-  answerPrompt(userId: string, answer: 'yes', ctx: RequestContext): Promise<void>;
+  requestAsOwner(userId: string, ctx: RequestContext): Promise<void>;
 }

@@ -3,8 +3,10 @@
  * - an operator is a user account granted the operator role (`floodgate operators grant EMAIL`);
  *   the grant is a row in console_operators, revoked rows stay (who granted, who revoked, when);
  * - a console session token is `id.secret` like a user session: only sha256(secret) is stored,
- *   compared in constant time; it lives 12 hours at most and never outlives its grant, the
- *   account's password (a change after sign-in ends it) or a lock of the account;
+ *   compared in constant time; it lives 12 hours at most, ends after 30 minutes without a
+ *   request (idle, sliding, kept server side in last_seen_at and checked on every console
+ *   request), and never outlives its grant, the account's password (a change after sign-in ends
+ *   it) or a lock of the account;
  * - console sessions are a separate table and a separate cookie: a person's session never opens
  *   the console, and a console session is not a user session.
  */
@@ -19,6 +21,10 @@ import type { Database, Db } from '../../storage/schema.js';
 
 export const CONSOLE_COOKIE = 'floodgate_console';
 export const CONSOLE_SESSION_MS = 12 * HOUR;
+/** A console session unused this long ends (the absolute 12 hours still apply). */
+export const CONSOLE_IDLE_MS = 30 * MINUTE;
+/** last_seen_at is written at most this often: an idle session ends 29 to 30 minutes after its last request. */
+const TOUCH_MS = MINUTE;
 
 /** The operator as the audit log and the outbound guard know them. */
 export interface ConsoleOperator {
@@ -45,6 +51,11 @@ export interface GrantView {
 
 export function operatorOf(userId: string, email: string): ConsoleOperator {
   return { id: `user:${userId}`, name: email };
+}
+
+/** The operator ids (`user:<id>`) of every account with a live console grant. */
+export async function grantedOperatorIds(db: Db): Promise<string[]> {
+  return (await db.selectFrom('console_operators').select('user_id').where('revoked_at', 'is', null).execute()).map((r) => `user:${r.user_id}`);
 }
 
 export class ConsoleAccess {
@@ -104,19 +115,27 @@ export class ConsoleAccess {
     return { id: t.id, token: t.token, expiresAt };
   }
 
-  /** The live console session for a cookie value, or null (unknown, expired, revoked, grant gone, password changed, locked). */
-  async authenticate(token: string | undefined): Promise<ConsoleSession | null> {
+  /**
+   * The live console session for a cookie value, or null (unknown, expired, idle, revoked, grant
+   * gone, password changed, locked). A request counts as activity (it slides the idle timeout)
+   * unless `touch` is false: the live feed re-checks its session without keeping it alive.
+   */
+  async authenticate(token: string | undefined, opts: { touch?: boolean } = {}): Promise<ConsoleSession | null> {
     const parsed = parseToken(token);
     if (!parsed) return null;
     const row = await this.d.db.selectFrom('console_sessions').selectAll().where('id', '=', parsed.id).executeTakeFirst();
     if (!row || !secretMatches(parsed.secret, row.secret_hash)) return null;
     const now = this.d.clock.now();
     if (row.revoked_at !== null || Number(row.expires_at) <= now) return null;
+    // An unattended console is closed: a stolen laptop or an open tab is not a 12-hour pass.
+    if (now - Number(row.last_seen_at) >= CONSOLE_IDLE_MS) return null;
     if (!(await this.isOperator(this.d.db, row.user_id))) return null;
     const user = await this.d.accounts.findById(row.user_id);
     // A password change or a lock after sign-in ends the console session too.
     if (!user || user.locked_at !== null || (user.password_changed_at !== null && Number(user.password_changed_at) > Number(row.created_at))) return null;
-    if (now - Number(row.last_seen_at) >= MINUTE) await this.d.db.updateTable('console_sessions').set({ last_seen_at: now }).where('id', '=', row.id).execute();
+    if (opts.touch !== false && now - Number(row.last_seen_at) >= TOUCH_MS) {
+      await this.d.db.updateTable('console_sessions').set({ last_seen_at: now }).where('id', '=', row.id).execute();
+    }
     return { id: row.id, userId: row.user_id, email: user.email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at), operator: operatorOf(row.user_id, user.email) };
   }
 

@@ -157,7 +157,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
   }, async (req, reply) => {
     noStore(reply);
     refuseCrossSite(req);
-    return s.mfa.passkeys.authenticationOptions(undefined, ctxOf(req), 'console');
+    return s.mfa.passkeys.authenticationOptions(ctxOf(req), 'console');
   });
 
   app.post('/console/login/passkey', {

@@ -11,7 +11,6 @@ import type { App } from '../../http/app.js';
 import { FLOWS } from '../../modules/guard/index.js';
 import type { Services } from '../../services.js';
 import { CONSOLE_COOKIE, type ConsoleAccess } from './access.js';
-import { consoleUser } from './auth.js';
 
 export const TICK_MS = 2000;
 const MAX_STREAMS = 32;
@@ -122,7 +121,8 @@ export async function liveRoutes(app: App, s: Services, access: ConsoleAccess): 
   });
 
   app.get('/console/events', { schema: { tags: ['console'], summary: 'Console: live figures as Server-Sent Events (one `sample` event every 2 s)' } }, async (req: FastifyRequest, reply: FastifyReply) => {
-    const u = await consoleUser(s, access, req);
+    // The feed is not activity: an open overview must not keep an unattended console signed in.
+    const u = await access.authenticate(req.cookies?.[CONSOLE_COOKIE], { touch: false });
     if (!u) return reply.code(401).header('cache-control', 'no-store').type('text/plain; charset=utf-8').send('Sign in to the console first.\n');
     if (open.size >= MAX_STREAMS) return reply.code(503).header('retry-after', '10').type('text/plain; charset=utf-8').send('Too many live views are open.\n');
     const sampler = new LiveSampler(s);
@@ -137,7 +137,7 @@ export async function liveRoutes(app: App, s: Services, access: ConsoleAccess): 
       try {
         if (Date.now() - lastCheck >= RECHECK_MS) {
           lastCheck = Date.now();
-          if (!(await access.authenticate(req.cookies?.[CONSOLE_COOKIE]))) return end();
+          if (!(await access.authenticate(req.cookies?.[CONSOLE_COOKIE], { touch: false }))) return end();
         }
         const sample = await sampler.sample();
         res.write(`event: sample\ndata: ${JSON.stringify(sample)}\n\n`);

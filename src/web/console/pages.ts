@@ -16,7 +16,7 @@ import type { App } from '../../http/app.js';
 import { ctxOf, noStore } from '../../http/context.js';
 import { normalizeEmail } from '../../kernel/email.js';
 import { isAppError } from '../../kernel/errors.js';
-import { FLOWS, publicStatusNotices, publishStatusNotice, resolveStatusNotice, type Flow } from '../../modules/guard/index.js';
+import { broadcastOfCause, FLOWS, publicStatusNotices, publishStatusNotice, resolveStatusNotice, type Flow } from '../../modules/guard/index.js';
 import { listSentMessages, MESSAGE_TYPES } from '../../modules/notifications/index.js';
 import type { Services } from '../../services.js';
 import { csrfField, csrfOk, csrfRefused } from '../csrf.js';
@@ -48,6 +48,7 @@ const DONE: Record<string, string> = {
   tripped: 'The breaker is open: further messages of its type and cause are held.',
   broadcast_created: 'The broadcast was queued.',
   broadcast_approved: 'Approved: the held recipients get the broadcast now, once each.',
+  broadcast_approval_recorded: 'Your approval is recorded. One more operator must approve before the held recipients get it.',
   switch_set: 'The kill switch was changed.',
   override_set: 'The guard mode was changed.',
   sessions_revoked: 'Every session of that account was signed out.',
@@ -61,6 +62,10 @@ const ERRORS: Record<string, string> = {
   not_found: 'Nothing matches that any more (it may have been handled already).',
   invalid: 'That request was not valid.',
   reset_refused: 'The reset request was refused by the guard (limits or a challenge): try again later, or ask the owner to use /forgot.',
+  own_broadcast: 'You created this broadcast: another operator must approve it. Ask one of them, or discard it on Holds.',
+  approved_already: 'You already approved this broadcast: another operator must approve it too.',
+  not_awaiting: 'That broadcast is not waiting for an approval any more.',
+  broadcast_hold: 'That hold is a broadcast: it is released by approving the broadcast (on Broadcasts), where the two-person rule applies. You may discard it here.',
 };
 
 const CLASSIFICATION: Record<string, string> = {
@@ -187,7 +192,12 @@ ${heldByType.some((h) => h.held_reason === heldReasonOf(b.name))
     ? html`<p class="hint">Held by type: ${heldByType.filter((h) => h.held_reason === heldReasonOf(b.name)).map((h) => html`${h.type} ${Number(h.n)} `)}</p>`
     : ''}
 ${b.held > 0 || b.state === 'open'
-    ? html`<form method="post" action="/console/holds/release">${csrfField(u.csrf)}<input type="hidden" name="name" value="${b.name}">${reasonField(`hold-${b.name}`, 'Reason for releasing or discarding (kept in the audit log)')}
+    ? broadcastOfCause(b.name.startsWith('blast:') ? b.name.slice(6) : '')
+      // A broadcast is released by its approval (two-person rule), never from here.
+      ? html`<p class="hint">This is a broadcast: <a href="/console/broadcasts">approve it on Broadcasts</a> (not by its creator alone), or discard it here.</p>
+<form method="post" action="/console/holds/discard">${csrfField(u.csrf)}<input type="hidden" name="name" value="${b.name}">${reasonField(`hold-${b.name}`, 'Reason for discarding (kept in the audit log)')}
+<div class="actions"><button type="submit" class="danger">Discard ${b.held}: never send</button></div></form>`
+      : html`<form method="post" action="/console/holds/release">${csrfField(u.csrf)}<input type="hidden" name="name" value="${b.name}">${reasonField(`hold-${b.name}`, 'Reason for releasing or discarding (kept in the audit log)')}
 <div class="actions"><button type="submit">Release ${b.held}: send each once</button><button type="submit" formaction="/console/holds/discard" class="danger">Discard ${b.held}: never send</button></div></form>`
     : ''}
 </section>`)
@@ -204,7 +214,12 @@ ${reasonField('trip-reason')}
 
   const HoldBody = Type.Object({ csrf: Csrf, name: Type.String({ minLength: 3, maxLength: 200, pattern: '^[A-Za-z0-9_:.-]+$' }), reason: Reason }, { additionalProperties: false });
   post<{ name: string; reason: string }>('/console/holds/release', 'release held messages', HoldBody, () => '/console/holds', async (u, b) => {
-    await s.outbound.release(b.name, u.operator, b.reason.trim());
+    try {
+      await s.outbound.release(b.name, u.operator, b.reason.trim());
+    } catch (e) {
+      if (isAppError(e) && e.code === 'conflict') return 'error:broadcast_hold';
+      throw e;
+    }
     s.courierWake?.();
     return 'released';
   });
@@ -247,13 +262,16 @@ ${list.length ? list.map((b) => html`<tr>
 <td>${b.subject}<br><span class="hint"><time datetime="${b.createdAt}">${when(b.createdAt)}</time></span></td>
 <td>${badge(b.state.replace(/_/g, ' '), b.state === 'awaiting_approval' ? 'warn' : '')}</td>
 <td>${b.recipients}</td><td>${b.sent}</td><td>${b.held}</td><td>${b.queued}</td>
-<td>${b.createdBy}${b.approvedBy ? html`<br><span class="hint">approved by ${b.approvedBy}</span>` : ''}</td>
+<td>${b.createdBy}${b.approvedBy ? html`<br><span class="hint">approved by ${b.approvedBy}</span>` : b.approvals.length ? html`<br><span class="hint">approved by ${b.approvals.map((a) => a.by).join(', ')} (${b.approvals.length} of ${b.approvalsNeeded})</span>` : ''}</td>
 </tr>`) : html`<tr><td colspan="7" class="hint">No broadcasts yet.</td></tr>`}
 </tbody></table></div>
-${list.filter((b) => b.held > 0).map((b) => html`<section class="card prompt" aria-labelledby="ap-${b.id}">
+${list.filter((b) => b.held > 0 && b.state === 'awaiting_approval').map((b) => html`<section class="card prompt" aria-labelledby="ap-${b.id}">
 <h2 id="ap-${b.id}">Awaiting approval: ${b.subject}</h2>
 <p>${b.sent} sent, <strong>${b.held} held</strong> past the blast radius of ${s.config.blastRadius}. Read the text again, then approve to send it to the held recipients (once each).</p>
-<form method="post" action="/console/broadcasts/approve">${csrfField(u.csrf)}<input type="hidden" name="id" value="${b.id}">${reasonField(`approve-${b.id}`)}<button type="submit">Approve and send the held ${b.held}</button></form>
+<p class="hint">${b.approvalsNeeded === 2
+    ? html`Two different operators must approve (${b.approvals.length} so far${b.approvals.length ? html`: ${b.approvals.map((a) => a.by).join(', ')}` : ''}).`
+    : html`The operator who created it (${b.createdBy}) cannot approve it alone while another operator exists.`} Every approval is in the audit log.</p>
+<form method="post" action="/console/broadcasts/approve">${csrfField(u.csrf)}<input type="hidden" name="id" value="${b.id}">${reasonField(`approve-${b.id}`)}<button type="submit">${b.approvalsNeeded - b.approvals.length > 1 ? `Approve (${b.approvals.length + 1} of ${b.approvalsNeeded})` : `Approve and send the held ${b.held}`}</button></form>
 </section>`)}
 ${broadcastForm(u)}`, req.query);
   });
@@ -280,14 +298,18 @@ ${broadcastForm(u)}`, req.query);
   });
 
   post<{ id: string; reason: string }>('/console/broadcasts/approve', 'approve a broadcast past the blast radius', Type.Object({ csrf: Csrf, id: FormString(40), reason: Reason }, { additionalProperties: false }), () => '/console/broadcasts', async (u, b) => {
+    let view;
     try {
-      await s.broadcasts.approve(b.id, u.operator, b.reason.trim());
+      view = await s.broadcasts.approve(b.id, u.operator, b.reason.trim());
     } catch (e) {
-      if (isAppError(e) && e.code === 'not_found') return 'error:not_found';
+      if (!isAppError(e)) throw e;
+      if (e.code === 'not_found') return 'error:not_found';
+      if (e.code === 'forbidden') return 'error:own_broadcast';
+      if (e.code === 'conflict') return (e.extra as { reason?: string } | undefined)?.reason === 'already_approved' ? 'error:approved_already' : 'error:not_awaiting';
       throw e;
     }
     s.courierWake?.();
-    return 'broadcast_approved';
+    return view.state === 'approved' ? 'broadcast_approved' : 'broadcast_approval_recorded';
   });
 
   // --- switches ------------------------------------------------------------------------------------

@@ -58,6 +58,20 @@ export const inboxStore = {
     };
   },
 
+  /**
+   * Take one unread entry of the user's, of `type`, by marking it read, in the caller's
+   * transaction: the guarded UPDATE is the check, so two concurrent takes cannot both succeed.
+   * 'read' when the entry is theirs but was already read; 'none' when it is not theirs, not of
+   * that type, or does not exist (one answer, so another account's ids tell nothing).
+   */
+  async takeUnread(db: Db, userId: string, id: string, type: string, now: number): Promise<'taken' | 'read' | 'none'> {
+    const r = await db.updateTable('inbox').set({ read_at: now })
+      .where('id', '=', id).where('user_id', '=', userId).where('type', '=', type).where('read_at', 'is', null).executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 1) return 'taken';
+    const own = await db.selectFrom('inbox').select('id').where('id', '=', id).where('user_id', '=', userId).where('type', '=', type).executeTakeFirst();
+    return own ? 'read' : 'none';
+  },
+
   /** Mark one of the user's entries read. false when it is not theirs (or does not exist). */
   async markRead(db: Db, userId: string, id: string, now: number): Promise<boolean> {
     const own = await db.selectFrom('inbox').select(['id', 'read_at']).where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
