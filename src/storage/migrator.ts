@@ -7,6 +7,7 @@ import * as m0005 from './migrations/0005-guard.js';
 import * as m0006 from './migrations/0006-console.js';
 import * as m0007 from './migrations/0007-signin-notices.js';
 import * as m0008 from './migrations/0008-session-devices.js';
+import * as m0009 from './migrations/0009-devices.js';
 
 /** Migrations are frozen in time: each takes Kysely<any> and never imports app code. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0006-console': m0006,
   '0007-signin-notices': m0007,
   '0008-session-devices': m0008,
+  '0009-devices': m0009,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
