@@ -134,6 +134,8 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
     publicUrl: config.publicUrl, denyQuietMs: config.resetDenyQuietMs,
     guard: resetGuard({ guard, outbound, recentDevice: (userId) => sessions.hasRecentSession(userId, 14 * 86_400_000) }),
   });
+  // A password change (reset, change) kills every live reset link in its own transaction.
+  accounts.onPasswordChanged(async (trx, userId) => { await recovery.supersedeIssued(trx, userId, 'password_changed'); });
   const resetIntake = new ResetIntakeWorker({ db, dialect: storage.dialect, clock, logger, metrics, recovery });
   const notMe = new NotMeService({ db, clock, sessions, accounts, events, limiter, resets: recovery });
   const digests = new DigestWorker({ db, clock, logger, outbox, publicUrl: config.publicUrl, emailOf: async (id) => (await accounts.findById(id))?.email ?? null });

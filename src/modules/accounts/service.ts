@@ -4,8 +4,10 @@
  * - sign-up answers the same whether or not the email exists, after the same work (one argon2id
  *   hash either way); the owner of an existing address gets a notice instead of a second account;
  * - verification tokens are `id.secret`, 256-bit secret, only sha256(secret) stored, single use,
- *   30-minute expiry, replaced by a newer one;
- * - a wrong password and an unknown email cost the same (dummy verification) and look the same.
+ *   30-minute expiry, replaced by a newer one, dead once the password changes;
+ * - a wrong password and an unknown email cost the same (dummy verification) and look the same;
+ * - a password change (reset, change) kills, in its own transaction, every link issued under the
+ *   old password: verification links here, reset links through `onPasswordChanged`.
  */
 import type { Kysely } from 'kysely';
 import { MINUTE, type Clock } from '../../kernel/clock.js';
@@ -47,8 +49,18 @@ export interface ImportReport {
   errors: { line: number; error: string }[];
 }
 
+/** What must die with the old password, in the change's transaction (`db`): reset links. */
+export type PasswordChangedHook = (db: Db, userId: string) => Promise<void>;
+
 export class AccountsService {
+  private readonly passwordHooks: PasswordChangedHook[] = [];
+
   constructor(private readonly d: AccountsDeps) {}
+
+  /** Register what a password change kills (main.ts: the recovery module's reset links). */
+  onPasswordChanged(hook: PasswordChangedHook): void {
+    this.passwordHooks.push(hook);
+  }
 
   /** Validates email and password; returns the normalised email or throws a 400. */
   async validateNew(email: string, password: string): Promise<string> {
@@ -284,8 +296,17 @@ export class AccountsService {
     return accountsStore.findById(this.d.db, id);
   }
 
-  /** Set a new password inside the caller's transaction (reset, change). Validation is the caller's. */
+  /**
+   * Set a new password inside the caller's transaction (reset, change); it lifts a lock. Every
+   * link issued under the old password dies in the same transaction (DESIGN: tokens "die when the
+   * password changes"): verification links here, reset links through the hooks. Validation is
+   * the caller's.
+   */
   async setPassword(db: Db, userId: string, hash: string): Promise<void> {
+    // Hooks first: the recovery module takes its per-account row lock before the users row is
+    // written, the order its own confirm takes them in (no lock-order deadlock on PostgreSQL).
+    for (const hook of this.passwordHooks) await hook(db, userId);
+    await accountsStore.deleteVerifications(db, userId);
     await accountsStore.setPasswordHash(db, userId, hash, this.d.clock.now(), true);
   }
 }

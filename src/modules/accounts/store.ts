@@ -52,6 +52,10 @@ export const accountsStore = {
   liveVerification(db: Db, userId: string, now: number) {
     return db.selectFrom('email_verifications').selectAll().where('user_id', '=', userId).where('consumed_at', 'is', null).where('expires_at', '>', now).executeTakeFirst();
   },
+  /** Every verification token of the account (the password changed, or the address is proven). */
+  async deleteVerifications(db: Db, userId: string): Promise<void> {
+    await db.deleteFrom('email_verifications').where('user_id', '=', userId).execute();
+  },
   /** Single use: the delete that consumes the token is the check (true only for the first caller). */
   async consumeVerification(db: Db, id: string): Promise<boolean> {
     const r = await db.deleteFrom('email_verifications').where('id', '=', id).executeTakeFirst();

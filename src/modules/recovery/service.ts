@@ -320,6 +320,21 @@ export class RecoveryService {
     });
   }
 
+  /**
+   * The password changed (AccountsService.setPassword's hook): every live reset link of the account
+   * dies, in the change's transaction and under the account's row lock. Returns how many.
+   */
+  async supersedeIssued(db: Db, userId: string, reason: string): Promise<number> {
+    const now = this.d.clock.now();
+    await store.lockAccount(db, userId, now);
+    let n = 0;
+    for (const f of await store.issuedFlows(db, userId)) {
+      const t = transition(f, { type: 'supersede', reason }, now);
+      if (t.ok && t.flow !== f && (await store.saveTransition(db, f, t.flow, now)) && t.flow.state === 'superseded') n++;
+    }
+    return n;
+  }
+
   // --- deny ----------------------------------------------------------------------------------
 
   private async findDeny(token: string): Promise<RecoveryFlow | null> {
