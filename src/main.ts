@@ -16,7 +16,7 @@ import { AccountsService, DEFAULT_ARGON2, PasswordHasher, type BreachedPasswords
 import { AuditLog, Incidents, SecurityEvents } from './modules/incidents/index.js';
 import { createCourier, DigestWorker, Outbox } from './modules/notifications/index.js';
 import { OperatorsService } from './modules/operators/index.js';
-import { NewDeviceNotices, NotMeService, SessionsService, SignInFlow } from './modules/sessions/index.js';
+import { DeviceCookies, NewDeviceNotices, NotMeService, SessionsService, SignInFlow } from './modules/sessions/index.js';
 import { Redis } from 'ioredis';
 import { Broadcasts, ChallengeService, Guard, GuardSignInThrottle, MemoryGuardStore, OutboundGuard, RedisGuardStore, resetGuard, type GuardStore } from './modules/guard/index.js';
 import { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
@@ -122,7 +122,7 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const signIns = { completeSignIn: (...a: Parameters<SignInFlow['completeSignIn']>) => signIn.completeSignIn(...a) };
   const mfa = createMfa({ db, clock, box, secretKey: box.key, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
   const secondFactor = mfa.secondFactor;
-  signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })] });
+  signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })], devices: new DeviceCookies(clock) });
   const operators = new OperatorsService(db, clock, config.adminToken);
   let recovery: RecoveryService;
   const outbound = new OutboundGuard({

@@ -2,8 +2,8 @@
  * Hosted account pages: /login (with its second-factor step), /signup, /verify, /logout.
  * Invariants:
  * - sign-in goes through the same guard and the same SignInFlow as POST /api/v1/sessions and sets
- *   the same cookie: one generic error for any wrong credential, the code step only after a
- *   correct password;
+ *   the same cookies (session, device): one generic error for any wrong credential, the code step
+ *   only after a correct password;
  * - the password never goes back to the browser in clear: between the password step and the
  *   code step it travels in a sealed ticket (AES-GCM under FLOODGATE_SECRET_KEY, 5 minutes);
  * - /signup answers alike for new and existing addresses (the mail differs, the page does not);
@@ -23,7 +23,7 @@ import type { Services } from '../services.js';
 import { csrfOk, csrfRefused, crossSiteRefused } from './csrf.js';
 import { ALTCHA_ASSETS, AltchaField, challengeWidget, field, FormString, safeNext } from './forms.js';
 import { html, notice, sendPage, type SafeHtml } from './layout.js';
-import { clearSessionCookie, pageUser, seeOther, setSessionCookie } from './session.js';
+import { clearSessionCookie, pageUser, seeOther, setDeviceCookie, setSessionCookie } from './session.js';
 
 const TICKET_TTL_MS = 5 * 60_000;
 const TICKET_AAD = 'floodgate/login-mfa/v1';
@@ -140,6 +140,7 @@ export async function accountPages(app: App, s: Services): Promise<void> {
       await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(email), altcha: b.altcha });
       const r = await s.signIn.signIn({ email, password, otp: b.otp ? b.otp : undefined }, ctx);
       setSessionCookie(s, reply, r.token);
+      setDeviceCookie(s, reply, r.device);
       return seeOther(reply, next || '/security');
     } catch (e) {
       if (!isAppError(e)) throw e;

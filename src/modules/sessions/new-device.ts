@@ -1,6 +1,8 @@
 /**
  * The new-sign-in notice: a SignInObserver that mails the owner when an account is signed in to
- * from a device it has not seen, with a "this wasn't me" link. Invariants:
+ * from a device it has not seen, with a "this wasn't me" link. A device is new when the browser
+ * presented no device cookie known for the account (devices.ts); the user agent only describes
+ * it in the mail. Invariants:
  * - the notice, its token and the session commit in the sign-in's transaction (the observer runs
  *   inside it), so there is never a notice for a session that does not exist, nor the reverse;
  * - the token is `id.secret` from the CSPRNG; only sha256(secret) is stored; it is bound to that

@@ -39,13 +39,12 @@ export interface ActiveSession {
   userId: string;
 }
 
-// Both run on every sign-in: compiled once (storage/prepared.ts).
+// Runs on every sign-in: compiled once (storage/prepared.ts).
 const insertSession = prepared((db, id: string, userId: string, secretHash: string, now: number, expiresAt: number, ip: string | null, userAgent: string | null, device: string, authMethod: string) =>
   db.insertInto('sessions').values({
     id, user_id: userId, secret_hash: secretHash, created_at: now, last_seen_at: now, expires_at: expiresAt,
     ip, user_agent: userAgent, device, auth_method: authMethod, revoked_at: null, revoked_reason: null,
   }));
-const deviceSeen = prepared((db, userId: string, device: string) => db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('device', '=', device).limit(1));
 
 export class SessionsService {
   constructor(private readonly d: SessionsDeps) {}
@@ -127,10 +126,6 @@ export class SessionsService {
     return r !== undefined;
   }
 
-  /** Whether this device (by user agent) signed in to the account before; for new-device notices. */
-  async seenDevice(db: Db, userId: string, device: string): Promise<boolean> {
-    return (await deviceSeen(db, userId, device)).length > 0;
-  }
 }
 
 function iso(ms: number): string {
