@@ -20,7 +20,7 @@ import { DeviceCookies, NewDeviceNotices, NotMeService, SessionsService, SignInF
 import { Redis } from 'ioredis';
 import { Broadcasts, ChallengeService, Guard, GuardSignInThrottle, MemoryGuardStore, OutboundGuard, RedisGuardStore, resetGuard, type GuardStore } from './modules/guard/index.js';
 import { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
-import { createMfa, defaultBreachedList } from './modules/mfa/index.js';
+import { createMfa, defaultBreachedList, wipeFactors } from './modules/mfa/index.js';
 import { buildApp, type App } from './http/app.js';
 import type { Services } from './services.js';
 
@@ -123,6 +123,9 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const mfa = createMfa({ db, clock, box, secretKey: box.key, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
   const secondFactor = mfa.secondFactor;
   signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })], devices: new DeviceCookies(clock) });
+  // The first proof of an address (verification link, completed reset) clears what was made on the account before it.
+  accounts.onMailboxProven((trx, userId) => sessions.endAllAccess(trx, userId, 'email_verified'));
+  accounts.onMailboxProven((trx, userId) => wipeFactors(trx, userId));
   const operators = new OperatorsService(db, clock, config.adminToken);
   let recovery: RecoveryService;
   const outbound = new OutboundGuard({

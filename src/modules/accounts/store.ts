@@ -34,8 +34,10 @@ export const accountsStore = {
   async upgradeHash(db: Db, id: string, oldHash: string, newHash: string, now: number): Promise<void> {
     await db.updateTable('users').set({ password_hash: newHash, updated_at: now }).where('id', '=', id).where('password_hash', '=', oldHash).execute();
   },
-  async markVerified(db: Db, id: string, now: number): Promise<void> {
-    await db.updateTable('users').set({ email_verified_at: now, updated_at: now }).where('id', '=', id).where('email_verified_at', 'is', null).execute();
+  /** true only for the first proof: the conditional UPDATE is the check. */
+  async markVerified(db: Db, id: string, now: number): Promise<boolean> {
+    const r = await db.updateTable('users').set({ email_verified_at: now, updated_at: now }).where('id', '=', id).where('email_verified_at', 'is', null).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   },
   async setLocked(db: Db, id: string, lockedAt: number | null, now: number): Promise<void> {
     await db.updateTable('users').set({ locked_at: lockedAt, updated_at: now }).where('id', '=', id).execute();

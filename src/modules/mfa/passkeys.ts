@@ -216,8 +216,8 @@ export class PasskeyService {
   /**
    * Verifies a passkey assertion answering a challenge issued for `purpose`, then runs `finish`
    * in the transaction that records the passkey's use (its counter), so the two commit together.
-   * Any failure is one generic 401 (invalid_credentials), counted per source. A lock (password
-   * failures) does not stop a passkey.
+   * Any failure is one generic 401 (invalid_credentials), counted per source; an account whose
+   * address was never confirmed fails. A lock (password failures) does not stop a passkey.
    */
   async assertion<T>(response: AuthenticationResponseJSON, ctx: RequestContext, purpose: Exclude<ChallengePurpose, 'register'>, finish: (trx: Db, user: UserRow, passkeyId: string) => Promise<T>): Promise<{ user: UserRow; value: T }> {
     const failKey = `passkey-fail:${ctx.ip ?? 'unknown'}`;
@@ -226,7 +226,7 @@ export class PasskeyService {
     const fail = async (reason: string): Promise<never> => {
       await this.d.limiter.hit(failKey, PASSKEY_FAILURE_RULE);
       if (knownUser) await this.d.events.record(this.d.db, 'signin.failed', knownUser, ctx, { reason: 'passkey', detail: reason, ...(purpose === 'console' ? { where: 'console' } : {}) });
-      // One answer for every failure: unknown passkey, wrong signature, expired challenge.
+      // One answer for every failure: unknown passkey, wrong signature, expired challenge, unconfirmed address.
       throw new AppError('invalid_credentials', 'The passkey could not be verified. Try again.');
     };
     const challenge = challengeOf(response?.response?.clientDataJSON);
@@ -240,8 +240,9 @@ export class PasskeyService {
     const handle = response.response.userHandle;
     if (handle && handle !== Buffer.from(cred.user_id, 'utf8').toString('base64url')) return fail('user handle mismatch');
     const user = await this.d.accounts.findById(cred.user_id);
-    // The lock is not checked: it counts password guesses, which a passkey does not depend on.
-    if (!user) return fail('no account');
+    // An address never confirmed gets no session, however proven (a squatter's passkey). The lock
+    // is not checked: it counts password guesses, which a passkey does not depend on.
+    if (!user || user.email_verified_at === null) return fail(user ? 'unverified' : 'no account');
     let newCounter: number;
     try {
       const v = await verifyAuthenticationResponse({

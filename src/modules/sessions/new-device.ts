@@ -44,6 +44,11 @@ export const signinNoticeStore = {
     await db.deleteFrom('signin_notices').where('user_id', '=', userId).where('expires_at', '<=', now).execute();
   },
 
+  /** Every token of the account (its sessions are all ending). */
+  async deleteAccount(db: Db, userId: string): Promise<void> {
+    await db.deleteFrom('signin_notices').where('user_id', '=', userId).execute();
+  },
+
   /** Whether the account had a session before this one (of any age or state). */
   async hadEarlierSession(db: Db, userId: string, sessionId: string): Promise<boolean> {
     const r = await db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('id', '!=', sessionId).limit(1).executeTakeFirst();

@@ -19,7 +19,7 @@ export async function sessionsRoutes(app: App, s: Services): Promise<void> {
   app.post('/api/v1/sessions', {
     schema: {
       tags: ['sessions'], summary: 'Sign in',
-      description: 'One generic 401 for any wrong credential; `mfa_required` (401) only after a correct password, then repeat with `otp`. 429 with Retry-After when throttled. Sets the floodgate_session cookie (HttpOnly, SameSite=Lax, Secure on https) and the long-lived floodgate_device cookie: send it back on later sign-ins, and this client is a known device (no new-sign-in notice, not slowed down by failures from elsewhere).',
+      description: 'One generic 401 for any wrong credential, an address not yet confirmed included (the right password then mails the confirmation link again, under the resend rules); `mfa_required` (401) only after a correct password, then repeat with `otp`. 429 with Retry-After when throttled. Sets the floodgate_session cookie (HttpOnly, SameSite=Lax, Secure on https) and the long-lived floodgate_device cookie: send it back on later sign-ins, and this client is a known device (no new-sign-in notice, not slowed down by failures from elsewhere).',
       body: Type.Object({ email: Email, password: Password, otp: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), altcha: Type.Optional(Altcha) }, { additionalProperties: false }),
       response: { 201: Type.Object({ token: Type.String(), expiresAt: Type.String(), sessionId: Type.String() }), ...problems(400, 401, 428, 429) },
     },

@@ -14,6 +14,8 @@ import { prepared } from '../../storage/prepared.js';
 import type { Database, Db, SessionsTable } from '../../storage/schema.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import { describeDevice } from './device.js';
+import { deviceStore } from './devices.js';
+import { signinNoticeStore } from './new-device.js';
 
 export interface SessionsDeps {
   db: Kysely<Database>;
@@ -126,6 +128,17 @@ export class SessionsService {
     return r !== undefined;
   }
 
+  /**
+   * Everything that lets someone act as the account without signing in again, ended inside the
+   * caller's transaction: live sessions revoked, device cookies and "this wasn't me" tokens
+   * forgotten. For an address proven for the first time (what a squatter left behind goes).
+   */
+  async endAllAccess(db: Db, userId: string, reason: string): Promise<{ sessions: number; devices: number }> {
+    const sessions = await this.revokeAll(db, userId, reason);
+    const devices = await deviceStore.deleteAccount(db, userId);
+    await signinNoticeStore.deleteAccount(db, userId);
+    return { sessions, devices };
+  }
 }
 
 function iso(ms: number): string {

@@ -1,12 +1,16 @@
 /**
- * The sign-in flow: throttle -> credentials -> lock -> place -> second factor
+ * The sign-in flow: throttle -> credentials -> confirmed address -> lock -> place -> second factor
  * -> session. `authenticate` is the one rule for every password sign-in (POST /api/v1/sessions,
  * /login, /console/login); `completeSignIn` the one ending for every sign-in (password, passkey).
  * Invariants:
- * - any wrong credential (unknown email, wrong password, locked account, an account that may not
- *   sign in where it tried, such as the console without the grant) is one generic 401, after the
- *   same password work, counted by the throttle and recorded as `signin.failed`; `mfa_required`
- *   is answered only after all of those passed;
+ * - any wrong credential (unknown email, wrong password, locked account, an address never
+ *   confirmed, an account that may not sign in where it tried, such as the console without the
+ *   grant) is one generic 401, after the same password work, counted by the throttle and recorded
+ *   as `signin.failed`; `mfa_required` is answered only after all of those passed;
+ * - an account whose address was never confirmed gets no session, whatever proves it: a squatter
+ *   who signed up with someone else's address can add no factor and act for nobody. The right
+ *   password answers exactly like a wrong one and (re)sends the confirmation mail under the
+ *   resend rules (reuse, don't re-mail);
  * - throttling is checked before any password work and keyed so it reveals nothing; a device
  *   cookie known for the account (with budget left) is not held back by strangers' failures,
  *   nor by the lock they caused;
@@ -63,7 +67,7 @@ export interface Authenticated {
   method: string;
 }
 
-type FailReason = 'password' | 'locked' | 'no_access' | 'second_factor';
+type FailReason = 'password' | 'unverified' | 'locked' | 'no_access' | 'second_factor';
 
 export class SignInFlow {
   constructor(private readonly d: SignInDeps) {}
@@ -93,12 +97,15 @@ export class SignInFlow {
     }
     const { user, ok } = await this.d.accounts.verifyCredentials(input.email, input.password, ctx);
     const reason: FailReason | null = !user || !ok ? 'password'
+      : user.email_verified_at === null ? 'unverified'
       // The lock stops strangers' guessing; a browser the owner already signed in from is not a stranger.
       : user.locked_at !== null && !device ? 'locked'
       : place.admit && !(await place.admit(user)) ? 'no_access'
       : null;
     if (reason) {
       await this.failed(key, user, reason, ctx, opts, place);
+      // Only whoever knows the password gets here, and the resend rules decide whether it mails.
+      if (reason === 'unverified') await this.d.accounts.resendVerificationTo(user!, ctx);
       throw this.invalid();
     }
     const account = user!;
@@ -142,9 +149,11 @@ export class SignInFlow {
    * module), inside the caller's transaction: the session, its event, the device cookie's row and
    * the observers' side effects (the new-device notice) commit together, so no way of signing in
    * skips them. The caller has verified every factor the account requires; this method checks
-   * none. `device` is the device cookie to set.
+   * none, but refuses an account whose address was never confirmed, whatever proved it.
+   * `device` is the device cookie to set.
    */
-  async completeSignIn(db: Db, user: Pick<UserRow, 'id' | 'email'>, ctx: RequestContext, method: string, eventData: Record<string, unknown> = {}): Promise<{ id: string; token: string; expiresAt: number; device: string }> {
+  async completeSignIn(db: Db, user: Pick<UserRow, 'id' | 'email' | 'email_verified_at'>, ctx: RequestContext, method: string, eventData: Record<string, unknown> = {}): Promise<{ id: string; token: string; expiresAt: number; device: string }> {
+    if (user.email_verified_at === null) throw this.invalid();
     const description = describeDevice(ctx.userAgent);
     // New device: the browser presented no device cookie known for this account (the user agent
     // only describes it; anyone can send any user agent).
