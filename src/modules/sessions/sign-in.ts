@@ -87,7 +87,8 @@ export class SignInFlow {
     // Read before any password work, the same query for every address: the last password change
     // keys the account's failure count, and a device cookie proves something only for its account.
     const named = await this.d.accounts.findByEmail(input.email);
-    const known = named && ctx.device ? await this.d.devices.known(this.d.db, ctx.device, named.id) : null;
+    // Asked whenever a cookie came, for an unknown address too: the query is the same either way.
+    const known = ctx.device ? await this.d.devices.known(this.d.db, ctx.device, named?.id ?? '') : null;
     const device = known && (await this.d.throttle.deviceTrusted(known)) ? known : null;
     const opts: ThrottleOptions = { since: named ? Number(named.password_changed_at ?? 0) : 0, device };
     const wait = await this.d.throttle.check(key, ctx, opts);

@@ -119,7 +119,9 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
       await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(email), altcha: req.body.altcha });
       // The account sign-in's own rule; the grant is checked as part of it, so an account without
       // it fails (and is counted, and recorded) exactly like a wrong password.
-      ({ user, method } = await s.signIn.authenticate({ email, password, otp: otp || undefined }, ctx, { where: 'console', admit: (u) => access.isOperator(db, u.id) }));
+      // A locked account is refused here even from a trusted device: its console session would not live (access.ts).
+      const admit = async (u: UserRow) => u.locked_at === null && (await access.isOperator(db, u.id));
+      ({ user, method } = await s.signIn.authenticate({ email, password, otp: otp || undefined }, ctx, { where: 'console', admit }));
     } catch (e) {
       if (!isAppError(e)) throw e;
       switch (e.code) {
