@@ -17,6 +17,7 @@
  */
 import { DAY } from '../../kernel/clock.js';
 import { mintToken, parseToken, secretMatches } from '../../kernel/crypto.js';
+import { prepared } from '../../storage/prepared.js';
 import type { Db } from '../../storage/schema.js';
 
 /** How long a device stays known after its last sign-in (browsers cap cookies at 400 days). */
@@ -48,23 +49,34 @@ export function parseDeviceCookie(raw: string | null | undefined): { id: string;
   return out;
 }
 
+// On every sign-in: compiled once (storage/prepared.ts).
+const insertDevice = prepared((db, id: string, userId: string, secretHash: string, now: number, expiresAt: number) =>
+  db.insertInto('devices').values({ id, user_id: userId, secret_hash: secretHash, created_at: now, last_seen_at: now, expires_at: expiresAt }));
+const touchDevice = prepared((db, id: string, now: number, expiresAt: number) => db.updateTable('devices').set({ last_seen_at: now, expires_at: expiresAt }).where('id', '=', id));
+// One statement: the account's expired rows, and all but its DEVICES_PER_ACCOUNT most recently used,
+// never the one just added (ties in last_seen_at fall by id, which is random).
+const pruneDevices = prepared((db, userId: string, now: number, keepId: string) =>
+  db.deleteFrom('devices').where('user_id', '=', userId).where('id', '!=', keepId).where((eb) => eb.or([
+    eb('expires_at', '<=', now),
+    eb('id', 'in', eb.selectFrom('devices').select('id').where('user_id', '=', userId).where('id', '!=', keepId)
+      .orderBy('last_seen_at', 'desc').orderBy('id', 'desc').limit(1000).offset(DEVICES_PER_ACCOUNT - 1)),
+  ])));
+
 export const deviceStore = {
-  /** Of these token ids, the row that belongs to `userId`, if any. */
+  /** Of these token ids, the rows that belong to `userId`. */
   async ofAccount(db: Db, ids: string[], userId: string) {
     if (!ids.length) return [];
     return db.selectFrom('devices').select(['id', 'secret_hash', 'expires_at']).where('id', 'in', ids).where('user_id', '=', userId).execute();
   },
-  async insert(db: Db, row: { id: string; user_id: string; secret_hash: string; created_at: number; last_seen_at: number; expires_at: number }): Promise<void> {
-    await db.insertInto('devices').values(row).execute();
+  async insert(db: Db, row: { id: string; user_id: string; secret_hash: string; created_at: number; expires_at: number }): Promise<void> {
+    await insertDevice(db, row.id, row.user_id, row.secret_hash, row.created_at, row.expires_at);
   },
   async touch(db: Db, id: string, now: number, expiresAt: number): Promise<void> {
-    await db.updateTable('devices').set({ last_seen_at: now, expires_at: expiresAt }).where('id', '=', id).execute();
+    await touchDevice(db, id, now, expiresAt);
   },
-  /** Expired rows of the account, and all but its `keep` most recently used. */
-  async prune(db: Db, userId: string, now: number, keep: number): Promise<void> {
-    await db.deleteFrom('devices').where('user_id', '=', userId).where('expires_at', '<=', now).execute();
-    const old = await db.selectFrom('devices').select('id').where('user_id', '=', userId).orderBy('last_seen_at', 'desc').orderBy('id', 'desc').offset(keep).limit(1000).execute();
-    if (old.length) await db.deleteFrom('devices').where('id', 'in', old.map((r) => r.id)).execute();
+  /** Expired rows of the account, and all but its DEVICES_PER_ACCOUNT most recently used, keeping `keepId`. */
+  async prune(db: Db, userId: string, now: number, keepId: string): Promise<void> {
+    await pruneDevices(db, userId, now, keepId);
   },
   async deleteAccount(db: Db, userId: string): Promise<number> {
     const r = await db.deleteFrom('devices').where('user_id', '=', userId).executeTakeFirst();
@@ -105,8 +117,8 @@ export class DeviceCookies {
       deviceId = knownId;
     } else {
       const t = mintToken();
-      await deviceStore.insert(db, { id: t.id, user_id: userId, secret_hash: t.secretHash, created_at: now, last_seen_at: now, expires_at: now + DEVICE_TTL_MS });
-      await deviceStore.prune(db, userId, now, DEVICES_PER_ACCOUNT);
+      await deviceStore.insert(db, { id: t.id, user_id: userId, secret_hash: t.secretHash, created_at: now, expires_at: now + DEVICE_TTL_MS });
+      await deviceStore.prune(db, userId, now, t.id);
       mine = t.token;
       deviceId = t.id;
     }

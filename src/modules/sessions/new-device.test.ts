@@ -10,6 +10,7 @@ import { form, freshIp, from } from '../../../test/helpers/recovery.js';
 import { linksOf, startSmtpSink, type SmtpSink } from '../../../test/helpers/smtp.js';
 import { SoftAuthenticator } from '../../../test/helpers/webauthn.js';
 import { DEVICE_COOKIE } from '../../http/context.js';
+import { DeviceCookies, DEVICE_TTL_MS, DEVICES_PER_ACCOUNT } from './devices.js';
 
 const PUBLIC = 'http://floodgate.test';
 const PW = 'new device passphrase 7';
@@ -288,6 +289,31 @@ describe.each(DIALECTS)('new-sign-in notices on %s', (dialect) => {
     const stored = await db().selectFrom('devices').selectAll().where('user_id', '=', userId).execute();
     expect(stored.map((d) => d.id)).toContain(id);
     expect(JSON.stringify(stored)).not.toContain(mine.device.split('.')[1]);
+  });
+
+  it('remembers at most 50 devices per account, forgets expired ones, and a device stays known a year from its last sign-in', async () => {
+    const userId = await createUser(h, 'many-devices@example.test', PW);
+    const devices = new DeviceCookies(h.clock);
+    const count = async () => (await db().selectFrom('devices').select('id').where('user_id', '=', userId).execute()).length;
+    const first = await devices.remember(db(), null, userId);
+    h.clock.advance(MINUTE);
+    for (let i = 0; i < DEVICES_PER_ACCOUNT + 5; i++) {
+      // All in the same millisecond: the one just added is never the one pruned.
+      const d = await devices.remember(db(), null, userId);
+      expect(await devices.known(db(), d.cookie, userId)).toBe(d.deviceId);
+    }
+    expect(await count()).toBe(DEVICES_PER_ACCOUNT);
+    expect(await devices.known(db(), first.cookie, userId)).toBeNull(); // the least recently used went first
+    const kept = await devices.remember(db(), null, userId);
+    h.clock.advance(DEVICE_TTL_MS - MINUTE);
+    const again = await devices.remember(db(), kept.cookie, userId); // used again: another year
+    expect(again).toMatchObject({ known: true, deviceId: kept.deviceId, cookie: kept.cookie });
+    h.clock.advance(DEVICE_TTL_MS - MINUTE);
+    expect(await devices.known(db(), kept.cookie, userId)).toBe(kept.deviceId);
+    h.clock.advance(2 * MINUTE);
+    expect(await devices.known(db(), kept.cookie, userId)).toBeNull();
+    await devices.remember(db(), null, userId); // a new one prunes the expired
+    expect(await count()).toBe(1);
   });
 
   it('still reports a sign-in whose session already ended, and still starts the reset', async () => {
