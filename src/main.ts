@@ -122,7 +122,10 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const signIns = { completeSignIn: (...a: Parameters<SignInFlow['completeSignIn']>) => signIn.completeSignIn(...a) };
   const mfa = createMfa({ db, clock, box, secretKey: box.key, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
   const secondFactor = mfa.secondFactor;
-  signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })], devices: new DeviceCookies(clock) });
+  signIn = new SignInFlow({
+    db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor,
+    observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })], devices: new DeviceCookies(clock),
+  });
   // The first proof of an address (verification link, completed reset) clears what was made on the account before it.
   accounts.onMailboxProven((trx, userId) => sessions.endAllAccess(trx, userId, 'email_verified'));
   accounts.onMailboxProven((trx, userId) => wipeFactors(trx, userId));

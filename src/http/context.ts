@@ -16,7 +16,9 @@ export function clientIp(req: FastifyRequest): string | null {
 export function ctxOf(req: FastifyRequest): RequestContext {
   const ua = req.headers['user-agent'];
   const device = req.cookies?.[DEVICE_COOKIE];
-  return { requestId: req.id, ip: clientIp(req), userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null, ...(typeof device === 'string' && device ? { device } : {}) };
+  const ctx: RequestContext = { requestId: req.id, ip: clientIp(req), userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
+  if (typeof device === 'string' && device) ctx.device = device;
+  return ctx;
 }
 
 export const SESSION_COOKIE = 'floodgate_session';

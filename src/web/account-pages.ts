@@ -262,7 +262,9 @@ export async function accountPages(app: App, s: Services): Promise<void> {
     if (!sameOrigin(req, s.config.publicUrl)) return crossSiteRefused(reply, '/verify/resend');
     const { email } = req.body;
     const ctx = ctxOf(req);
-    if (!isPlausibleEmail(normalizeEmail(email))) return sendPage(reply, 400, 'Confirm your email address', resendForm({ email, error: 'Enter a valid email address.' }));
+    if (!isPlausibleEmail(normalizeEmail(email))) {
+      return sendPage(reply, 400, 'Confirm your email address', resendForm({ email, error: 'Enter a valid email address.' }));
+    }
     try {
       // The same guard and the same rules as POST /api/v1/accounts/verify/resend.
       await s.guard.enforce('verify_resend', { ip: ctx.ip, target: normalizeEmail(email), altcha: req.body.altcha });
@@ -271,7 +273,8 @@ export async function accountPages(app: App, s: Services): Promise<void> {
       if (!isAppError(e)) throw e;
       switch (e.code) {
         case 'challenge_required':
-          return sendPage(reply, 428, 'Confirm your email address', resendForm({ email, challenge: e.extra?.challenge, error: 'One more step: confirm you are not a robot, then send the form again.' }), ALTCHA_ASSETS);
+          return sendPage(reply, 428, 'Confirm your email address',
+            resendForm({ email, challenge: e.extra?.challenge, error: 'One more step: confirm you are not a robot, then send the form again.' }), ALTCHA_ASSETS);
         case 'rate_limited':
           return tooMany(reply, e, 'Confirm your email address', resendForm({ email }));
         default:

@@ -134,7 +134,8 @@ export class SignInFlow {
       await this.d.db.updateTable('users').set({ locked_at: this.d.clock.now() }).where('id', '=', user.id).execute();
       await this.d.events.record(this.d.db, 'account.locked', user.id, ctx, { reason: 'too many failed sign-ins' });
     }
-    if (user) await this.d.events.record(this.d.db, 'signin.failed', user.id, ctx, { reason, ...(place.where ? { where: place.where } : {}), ...(opts.device ? { trustedDevice: true } : {}) });
+    const data = { reason, ...(place.where ? { where: place.where } : {}), ...(opts.device ? { trustedDevice: true } : {}) };
+    if (user) await this.d.events.record(this.d.db, 'signin.failed', user.id, ctx, data);
     this.d.metrics.signIns.inc({ outcome: 'failed' });
   }
 
@@ -153,7 +154,9 @@ export class SignInFlow {
    * none, but refuses an account whose address was never confirmed, whatever proved it.
    * `device` is the device cookie to set.
    */
-  async completeSignIn(db: Db, user: Pick<UserRow, 'id' | 'email' | 'email_verified_at'>, ctx: RequestContext, method: string, eventData: Record<string, unknown> = {}): Promise<{ id: string; token: string; expiresAt: number; device: string }> {
+  async completeSignIn(
+    db: Db, user: Pick<UserRow, 'id' | 'email' | 'email_verified_at'>, ctx: RequestContext, method: string, eventData: Record<string, unknown> = {},
+  ): Promise<{ id: string; token: string; expiresAt: number; device: string }> {
     if (user.email_verified_at === null) throw this.invalid();
     const description = describeDevice(ctx.userAgent);
     // New device: the browser presented no device cookie known for this account (the user agent
