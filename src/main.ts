@@ -16,11 +16,11 @@ import { AccountsService, DEFAULT_ARGON2, PasswordHasher, type BreachedPasswords
 import { AuditLog, Incidents, SecurityEvents } from './modules/incidents/index.js';
 import { createCourier, DigestWorker, Outbox } from './modules/notifications/index.js';
 import { OperatorsService } from './modules/operators/index.js';
-import { NewDeviceNotices, NotMeService, SessionsService, SignInFlow } from './modules/sessions/index.js';
+import { DeviceCookies, NewDeviceNotices, NotMeService, SessionsService, SignInFlow } from './modules/sessions/index.js';
 import { Redis } from 'ioredis';
 import { Broadcasts, ChallengeService, Guard, GuardSignInThrottle, MemoryGuardStore, OutboundGuard, RedisGuardStore, resetGuard, type GuardStore } from './modules/guard/index.js';
 import { RecoveryService, ResetIntakeWorker } from './modules/recovery/index.js';
-import { createMfa, defaultBreachedList } from './modules/mfa/index.js';
+import { createMfa, defaultBreachedList, wipeFactors } from './modules/mfa/index.js';
 import { buildApp, buildMetricsApp, type App, type MetricsApp } from './http/app.js';
 import { grantedOperatorIds } from './web/console/index.js';
 import type { Services } from './services.js';
@@ -123,7 +123,13 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
   const signIns = { completeSignIn: (...a: Parameters<SignInFlow['completeSignIn']>) => signIn.completeSignIn(...a) };
   const mfa = createMfa({ db, clock, box, events, outbox, limiter, accounts, sessions, hasher, breached, publicUrl: config.publicUrl, signIns });
   const secondFactor = mfa.secondFactor;
-  signIn = new SignInFlow({ db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor, observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })] });
+  signIn = new SignInFlow({
+    db, clock, accounts, sessions, events, metrics, throttle: new GuardSignInThrottle(store, clock), secondFactor,
+    observers: [new NewDeviceNotices({ clock, outbox, publicUrl: config.publicUrl })], devices: new DeviceCookies(clock),
+  });
+  // The first proof of an address (verification link, completed reset) clears what was made on the account before it.
+  accounts.onMailboxProven((trx, userId) => sessions.endAllAccess(trx, userId, 'email_verified'));
+  accounts.onMailboxProven((trx, userId) => wipeFactors(trx, userId));
   const operators = new OperatorsService(db, clock, config.adminToken, store);
   let recovery: RecoveryService;
   const outbound = new OutboundGuard({
@@ -135,6 +141,8 @@ export async function createServices(config: Config, opts: CreateOptions = {}): 
     publicUrl: config.publicUrl, denyQuietMs: config.resetDenyQuietMs,
     guard: resetGuard({ guard, outbound, recentDevice: (userId) => sessions.hasRecentSession(userId, 14 * 86_400_000) }),
   });
+  // A password change (reset, change) kills every live reset link in its own transaction.
+  accounts.onPasswordChanged(async (trx, userId) => { await recovery.supersedeIssued(trx, userId, 'password_changed'); });
   const resetIntake = new ResetIntakeWorker({ db, dialect: storage.dialect, clock, logger, metrics, recovery });
   const notMe = new NotMeService({ db, clock, sessions, accounts, events, limiter, resets: recovery });
   const digests = new DigestWorker({ db, clock, logger, outbox, publicUrl: config.publicUrl, emailOf: async (id) => (await accounts.findById(id))?.email ?? null });

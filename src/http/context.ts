@@ -15,10 +15,19 @@ export function clientIp(req: FastifyRequest): string | null {
 
 export function ctxOf(req: FastifyRequest): RequestContext {
   const ua = req.headers['user-agent'];
-  return { requestId: req.id, ip: clientIp(req), userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
+  const device = req.cookies?.[DEVICE_COOKIE];
+  const ctx: RequestContext = { requestId: req.id, ip: clientIp(req), userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
+  if (typeof device === 'string' && device) ctx.device = device;
+  return ctx;
 }
 
 export const SESSION_COOKIE = 'floodgate_session';
+/**
+ * The long-lived device cookie set on each successful sign-in (OWASP "device cookies"; see
+ * src/modules/sessions/devices.ts). One constant, so it can become `__Host-floodgate_device` on
+ * https (Path=/ and Secure are already how it is set, and it never has a Domain).
+ */
+export const DEVICE_COOKIE = 'floodgate_device';
 
 /** Pages and answers that carry tokens: never cached, never leaked through Referer. */
 export function noStore(reply: FastifyReply): void {

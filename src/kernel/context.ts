@@ -4,6 +4,11 @@ export interface RequestContext {
   /** Client address: the socket address unless it came through a trusted proxy. */
   ip: string | null;
   userAgent: string | null;
+  /**
+   * The device cookie as the client sent it (the sessions module's trusted-device sign-ins and
+   * new-device notices). A credential of sorts: never logged, never stored as sent.
+   */
+  device?: string | null;
 }
 
 export const CLI_CONTEXT: RequestContext = { requestId: 'cli', ip: null, userAgent: 'floodgate-cli' };

@@ -8,6 +8,7 @@ import * as m0006 from './migrations/0006-console.js';
 import * as m0007 from './migrations/0007-signin-notices.js';
 import * as m0008 from './migrations/0008-session-devices.js';
 import * as m0009 from './migrations/0009-broadcast-approvals.js';
+import * as m0010 from './migrations/0010-devices.js';
 
 /** Migrations are frozen in time: each takes Kysely<any> and never imports app code. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0007-signin-notices': m0007,
   '0008-session-devices': m0008,
   '0009-broadcast-approvals': m0009,
+  '0010-devices': m0010,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

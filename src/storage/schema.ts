@@ -360,6 +360,17 @@ export interface NoticeFoldsTable {
   digest_id: string | null;
 }
 
+/** Device cookies: a browser an account signed in from (sessions module, `devices.ts`). */
+export interface DevicesTable {
+  /** The cookie token's id part. */
+  id: string;
+  user_id: string;
+  secret_hash: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   breakers: BreakersTable;
   kill_switches: KillSwitchesTable;
@@ -389,6 +400,7 @@ export interface Database {
   console_sessions: ConsoleSessionsTable;
   signin_notices: SigninNoticesTable;
   notice_folds: NoticeFoldsTable;
+  devices: DevicesTable;
 }
 
 /** A connection or an open transaction: stores take either, so callers choose the transaction. */

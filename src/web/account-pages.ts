@@ -1,9 +1,11 @@
 /**
- * Hosted account pages: /login (with its second-factor step), /signup, /verify, /logout.
- * Invariants:
+ * Hosted account pages: /login (with its second-factor step), /signup, /verify, /verify/resend,
+ * /logout. Invariants:
  * - sign-in goes through the same guard and the same SignInFlow as POST /api/v1/sessions and sets
- *   the same cookie: one generic error for any wrong credential, the code step only after a
- *   correct password;
+ *   the same cookies (session, device): one generic error for any wrong credential, an address not
+ *   yet confirmed included, the code step only after a correct password. The error says, to
+ *   everyone alike, that a new account must confirm its address first, and links to a resend
+ *   form that answers the same for every address;
  * - the password never goes back to the browser in clear: between the password step and the
  *   code step it travels in a sealed ticket (AES-GCM under FLOODGATE_SECRET_KEY, 5 minutes);
  * - /signup answers alike for new and existing addresses (the mail differs, the page does not);
@@ -16,14 +18,14 @@ import { Type } from 'typebox';
 import type { App } from '../http/app.js';
 import { sameOrigin } from '../http/auth.js';
 import { ctxOf, noStore } from '../http/context.js';
-import { normalizeEmail } from '../kernel/email.js';
+import { isPlausibleEmail, normalizeEmail } from '../kernel/email.js';
 import { isAppError, type AppError } from '../kernel/errors.js';
 import { MIN_PASSWORD_LENGTH } from '../modules/accounts/index.js';
 import type { Services } from '../services.js';
 import { csrfOk, csrfRefused, crossSiteRefused } from './csrf.js';
 import { ALTCHA_ASSETS, AltchaField, challengeWidget, field, FormString, safeNext } from './forms.js';
 import { html, notice, sendPage, type SafeHtml } from './layout.js';
-import { clearSessionCookie, pageUser, seeOther, setSessionCookie } from './session.js';
+import { clearSessionCookie, pageUser, seeOther, setDeviceCookie, setSessionCookie } from './session.js';
 
 const TICKET_TTL_MS = 5 * 60_000;
 const TICKET_AAD = 'floodgate/login-mfa/v1';
@@ -56,6 +58,24 @@ ${o.challenge ? challengeWidget(o.challenge) : ''}
 </div>
 <p><a href="/forgot">Forgot your password?</a></p>
 <p>No account yet? <a href="/signup">Create one</a>.</p>`;
+}
+
+/**
+ * Under every wrong-credential answer of /login, the same for everyone: an unconfirmed address
+ * signs in like a wrong password (no squatter gets a session), so the person who just signed up
+ * needs to read why, in words that say nothing about the address typed.
+ */
+const CONFIRM_FIRST = html`<p class="hint">If you just created your account, confirm your email address first: <a href="/verify/resend">we can send the link again</a>.</p>`;
+
+function resendForm(o: { email?: string; error?: string | null; challenge?: unknown }): SafeHtml {
+  return html`${o.error ? notice('error', o.error) : ''}
+<p>Enter the address you signed up with. If it has an account waiting for confirmation, we send it a new link.</p>
+<form method="post" action="/verify/resend">
+${field({ id: 'email', label: 'Email address', type: 'email', value: o.email ?? '', autocomplete: 'email', inputmode: 'email', autofocus: true })}
+${o.challenge ? challengeWidget(o.challenge) : ''}
+<button type="submit">Send the link again</button>
+</form>
+<p><a href="/login">Back to sign in</a></p>`;
 }
 
 function codeForm(ticket: string, next: string | undefined, error: string | null): SafeHtml {
@@ -140,6 +160,7 @@ export async function accountPages(app: App, s: Services): Promise<void> {
       await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(email), altcha: b.altcha });
       const r = await s.signIn.signIn({ email, password, otp: b.otp ? b.otp : undefined }, ctx);
       setSessionCookie(s, reply, r.token);
+      setDeviceCookie(s, reply, r.device);
       return seeOther(reply, next || '/security');
     } catch (e) {
       if (!isAppError(e)) throw e;
@@ -149,7 +170,7 @@ export async function accountPages(app: App, s: Services): Promise<void> {
           return sendPage(reply, 200, 'Two-step verification', codeForm(ticketIn ?? seal({ email, password, exp: s.clock.now() + TICKET_TTL_MS }), next, ticketIn !== undefined ? 'Enter the one-time code.' : null));
         case 'invalid_credentials':
           if (ticketIn !== undefined) return sendPage(reply, 401, 'Two-step verification', codeForm(ticketIn, next, 'That code is not right, or was already used.'));
-          return sendPage(reply, 401, 'Sign in', loginForm({ email, next, error: 'The email or password is incorrect.' }), PASSKEY_ASSETS);
+          return sendPage(reply, 401, 'Sign in', loginForm({ email, next, error: 'The email or password is incorrect.', info: CONFIRM_FIRST }), PASSKEY_ASSETS);
         case 'challenge_required':
           return sendPage(reply, 428, 'Sign in', loginForm({ email, next, challenge: e.extra?.challenge, error: 'One more step: confirm you are not a robot, then sign in again.' }), { scripts: [...ALTCHA_ASSETS.scripts, ...PASSKEY_ASSETS.scripts], styles: ALTCHA_ASSETS.styles });
         case 'rate_limited':
@@ -198,7 +219,7 @@ export async function accountPages(app: App, s: Services): Promise<void> {
     }
     // The same page whether or not the address already has an account.
     return sendPage(reply, 200, 'Check your email', html`${notice('success', 'We sent a message to that address. Open the link in it to confirm your address.')}
-<p>The link works for 30 minutes and only once. If the address already has an account, the message says so instead.</p>
+<p>The link works for 30 minutes and only once; you can sign in once your address is confirmed. If the address already has an account, the message says so instead.</p>
 <p><a href="/login">Go to sign in</a></p>`);
   });
 
@@ -220,10 +241,50 @@ export async function accountPages(app: App, s: Services): Promise<void> {
     if (!sameOrigin(req, s.config.publicUrl)) return crossSiteRefused(reply, '/login');
     if (!(await s.accounts.verifyEmail(req.body.token, ctxOf(req)))) {
       return sendPage(reply, 400, 'This link cannot be used', html`${notice('error', 'This confirmation link is invalid, was already used, or has expired.')}
-<p>Sign in to ask for a new one, or <a href="/signup">sign up again</a>.</p>`);
+<p><a href="/verify/resend">Ask for a new link</a>, or <a href="/signup">sign up again</a>.</p>`);
     }
     return sendPage(reply, 200, 'Email address confirmed', html`${notice('success', 'Thank you: your email address is confirmed.')}
 <p><a href="/login">Sign in</a></p>`);
+  });
+
+  app.get('/verify/resend', { schema: pageSchema('Page: ask for the email confirmation link again', [200]) }, async (_req, reply) => {
+    noStore(reply);
+    return sendPage(reply, 200, 'Confirm your email address', resendForm({}));
+  });
+
+  app.post('/verify/resend', {
+    schema: {
+      ...pageSchema('Page: ask for the email confirmation link again (form post; the same answer for every address)', [200, 400, 403, 428, 429]),
+      body: Type.Object({ email: FormString(320), altcha: AltchaField }, { additionalProperties: false }),
+    },
+  }, async (req, reply) => {
+    noStore(reply);
+    if (!sameOrigin(req, s.config.publicUrl)) return crossSiteRefused(reply, '/verify/resend');
+    const { email } = req.body;
+    const ctx = ctxOf(req);
+    if (!isPlausibleEmail(normalizeEmail(email))) {
+      return sendPage(reply, 400, 'Confirm your email address', resendForm({ email, error: 'Enter a valid email address.' }));
+    }
+    try {
+      // The same guard and the same rules as POST /api/v1/accounts/verify/resend.
+      await s.guard.enforce('verify_resend', { ip: ctx.ip, target: normalizeEmail(email), altcha: req.body.altcha });
+      await s.accounts.resendVerification(email, ctx);
+    } catch (e) {
+      if (!isAppError(e)) throw e;
+      switch (e.code) {
+        case 'challenge_required':
+          return sendPage(reply, 428, 'Confirm your email address',
+            resendForm({ email, challenge: e.extra?.challenge, error: 'One more step: confirm you are not a robot, then send the form again.' }), ALTCHA_ASSETS);
+        case 'rate_limited':
+          return tooMany(reply, e, 'Confirm your email address', resendForm({ email }));
+        default:
+          throw e;
+      }
+    }
+    // The same page whatever the address: known or not, confirmed or not, mailed now or recently.
+    return sendPage(reply, 200, 'Check your email', html`${notice('success', 'If that address has an account waiting for confirmation, a new link is on its way.')}
+<p>The link works for 30 minutes and only once. If no message arrives, check the address and your spam folder, and try again in a few minutes.</p>
+<p><a href="/login">Go to sign in</a></p>`);
   });
 
   app.post('/logout', {

@@ -45,6 +45,7 @@ export const EVENT_LABELS: Record<string, string> = {
   'account.created': 'Account created',
   'account.signup_existing': 'Someone tried to sign up with your address',
   'account.email_verified': 'Email address confirmed',
+  'account.pre_verification_cleared': 'Sign-ins and security settings made before the address was confirmed were removed',
   'account.imported': 'Account imported',
   'account.locked': 'Account locked after too many failed sign-ins',
   'account.unlocked': 'Account unlocked',

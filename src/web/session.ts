@@ -3,8 +3,8 @@
  * POST /api/v1/sessions sets it. Pages read the cookie only (a page never takes a bearer token).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SESSION_COOKIE } from '../http/context.js';
-import type { ActiveSession } from '../modules/sessions/index.js';
+import { DEVICE_COOKIE, SESSION_COOKIE } from '../http/context.js';
+import { deviceCookieOptions, type ActiveSession } from '../modules/sessions/index.js';
 import type { Services } from '../services.js';
 import { csrfToken } from './csrf.js';
 
@@ -27,6 +27,11 @@ export async function pageUser(s: Services, req: FastifyRequest): Promise<PageUs
 export function setSessionCookie(s: Services, reply: FastifyReply, token: string): void {
   const secure = s.config.publicUrl.startsWith('https:');
   reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
+}
+
+/** The device cookie a sign-in returned (modules/sessions/devices.ts); kept on sign-out: it names the browser, not a session. */
+export function setDeviceCookie(s: Services, reply: FastifyReply, value: string): void {
+  reply.setCookie(DEVICE_COOKIE, value, deviceCookieOptions(s.config.publicUrl.startsWith('https:')));
 }
 
 export function clearSessionCookie(reply: FastifyReply): void {

@@ -41,10 +41,11 @@ describe.each(DIALECTS)('operator console on %s', (dialect) => {
     expect(g.status).toBe(200);
     expectCleanPage(g.text);
     expect(g.text).toMatch(/<label for="otp">One-time code<\/label>/);
-    // Not yet granted: refused, after the right password only.
+    // Not yet granted: the right password and code are answered exactly like a wrong password.
     const notGranted = await page(h.app, 'POST', '/console/login', { email: 'op1@example.test', password: PW, otp: next() }, SAME_SITE, nextIp());
     expect(notGranted.status).toBe(401);
-    expect(notGranted.text).toContain('no access to the operator console');
+    expect(notGranted.text).toContain('The email, password or code is incorrect.');
+    expect(notGranted.text).not.toContain('no access');
     await consoleAccess(h.s).grant('op1@example.test', CLI, 'test');
     const wrongPw = await page(h.app, 'POST', '/console/login', { email: 'op1@example.test', password: 'not the password 1', otp: next() }, SAME_SITE, nextIp());
     expect(wrongPw.status).toBe(401);
@@ -108,10 +109,10 @@ describe.each(DIALECTS)('operator console on %s', (dialect) => {
     expect(pwOnly.text).toContain('<script type="module" src="/assets/passkey.js"></script>');
     await consoleAccess(h.s).revokeGrant(email, CLI, 'test');
 
-    // Without the grant: a valid passkey gets no console session.
+    // Without the grant: a valid passkey gets no console session, and the passkey's one generic failure.
     const refused = await consoleTry();
-    expect(refused.status).toBe(403);
-    expect(refused.json.detail).toContain('no access to the operator console');
+    expect(refused.status).toBe(401);
+    expect(refused.json).toMatchObject({ code: 'invalid_credentials', detail: 'The passkey could not be verified. Try again.' });
     expect(String(refused.headers['set-cookie'] ?? '')).not.toContain(CONSOLE_COOKIE);
 
     await consoleAccess(h.s).grant(email, CLI, 'test');
@@ -156,6 +157,46 @@ describe.each(DIALECTS)('operator console on %s', (dialect) => {
     expect(r.status).toBe(403);
     expect(r.text).toContain('The console needs two-step verification on your account');
     expect(r.cookies[CONSOLE_COOKIE]).toBeUndefined();
+  });
+
+  it('answers a non-operator\'s right password exactly like a wrong one: same page, same throttle, same events (no password oracle)', async () => {
+    const email = 'not-an-operator@example.test';
+    const userId = await createUser(h, email, PW);
+    const attempt = (password: string) => page(h.app, 'POST', '/console/login', { email, password, otp: '123456' }, SAME_SITE, nextIp());
+    const right = await attempt(PW);
+    const wrong = await attempt('not the password at all 1');
+    expect(right.status).toBe(401);
+    expect(wrong.status).toBe(401);
+    expect(right.text).toBe(wrong.text);
+    expect(right.text).toContain('The email, password or code is incorrect.');
+    expect(right.cookies[CONSOLE_COOKIE]).toBeUndefined();
+    // Counted by the sign-in throttle, like /login's failures: past the free attempts the account
+    // is slowed down everywhere, the right password at the console included.
+    for (let i = 0; i < 3; i++) expect((await attempt(`wrong guess number ${i}`)).status).toBe(401);
+    expect((await attempt(PW)).status).toBe(429);
+    const api = await call(h.app, 'POST', '/api/v1/sessions', { email, password: PW }, { 'x-forwarded-for': nextIp() });
+    expect(api.status).toBe(429);
+    expect(Number(api.headers['retry-after'])).toBeGreaterThan(0);
+    const failed = (await h.s.events.listForUser(h.s.storage.db, userId, 20)).filter((e) => e.type === 'signin.failed');
+    expect(failed.map((e) => e.data)).toContainEqual({ reason: 'no_access', where: 'console' });
+    expect(failed.map((e) => e.data)).toContainEqual({ reason: 'password', where: 'console' });
+    h.clock.advance(60 * 60_000);
+  });
+
+  it('counts an operator\'s wrong codes towards the account\'s delays and lock, like wrong passwords', async () => {
+    const email = 'code-guesser@example.test';
+    const next = await withTotp(email);
+    await consoleAccess(h.s).grant(email, CLI, 'test');
+    const userId = (await h.s.accounts.findByEmail(email))!.id;
+    // Whoever has the password guesses codes at the console.
+    for (let i = 0; i < 4; i++) expect((await page(h.app, 'POST', '/console/login', { email, password: PW, otp: String(100000 + i) }, SAME_SITE, nextIp())).status).toBe(401);
+    expect((await h.s.events.listForUser(h.s.storage.db, userId, 20)).filter((e) => e.type === 'signin.failed').map((e) => e.data))
+      .toContainEqual({ reason: 'second_factor', where: 'console' });
+    // The fifth failure, and the account is slowed down everywhere.
+    expect((await page(h.app, 'POST', '/console/login', { email, password: 'wrong password now 5', otp: '1' }, SAME_SITE, nextIp())).status).toBe(401);
+    expect((await call(h.app, 'POST', '/api/v1/sessions', { email, password: PW }, { 'x-forwarded-for': nextIp() })).status).toBe(429);
+    h.clock.advance(60 * 60_000);
+    expect((await page(h.app, 'POST', '/console/login', { email, password: PW, otp: next() }, SAME_SITE, nextIp())).status).toBe(303);
   });
 
   it('limits failed console sign-ins per account', async () => {

@@ -6,6 +6,7 @@ import { SESSION_COOKIE } from '../../src/http/context.js';
 import { csrfToken } from '../../src/web/csrf.js';
 import { admin, call, createUser, DIALECTS, makeHarness, type Harness } from '../helpers/harness.js';
 import { cookie, csrfIn, expectCleanPage, nextIp, page, SAME_SITE } from '../helpers/web.js';
+import { lastResetMail, requestReset } from '../helpers/recovery.js';
 
 const PW = 'security page passphrase 1';
 const CHROME_UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
@@ -121,6 +122,18 @@ describe.each(DIALECTS)('security page on %s', (dialect) => {
     expect((await call(h.app, 'GET', '/api/v1/me', undefined, cookie(SESSION_COOKIE, me.sess))).status).toBe(200);
     const notices = await h.s.storage.db.selectFrom('outbox').select('type').where('recipient', '=', 'change@example.test').execute();
     expect(notices.map((n) => n.type)).toContain('password_changed');
+  });
+
+  it('kills live reset links when the password is changed on the page', async () => {
+    await createUser(h, 'change-kills@example.test', PW);
+    await requestReset(h, 'change-kills@example.test');
+    const { token } = await lastResetMail(h, 'change-kills@example.test');
+    const me = await signedIn('change-kills@example.test');
+    const csrf = csrfIn((await page(h.app, 'GET', '/security', undefined, me.hdr)).text);
+    const ok = await page(h.app, 'POST', '/security/password', { csrf, current: PW, password: 'new passphrase number 7', confirm: 'new passphrase number 7' }, { ...SAME_SITE, ...me.hdr });
+    expect(ok.status).toBe(303);
+    const late = await call(h.app, 'POST', '/api/v1/password-resets/confirm', { token, password: 'someone else chose 3' });
+    expect(late).toMatchObject({ status: 400, json: { code: 'invalid_token' } });
   });
 
   it('sets up an authenticator app: QR code image, then recovery codes shown once', async () => {

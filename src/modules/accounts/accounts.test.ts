@@ -89,8 +89,8 @@ describe.each(DIALECTS)('accounts on %s', (dialect) => {
     const argonOld = await argonHash('argon password 1', { algorithm: 1, memoryCost: 4096, timeCost: 1, parallelism: 1 });
     const lines = [
       JSON.stringify({ email: 'imp-argon@example.test', passwordHash: argonOld, emailVerified: true }),
-      JSON.stringify({ email: 'imp-bcrypt@example.test', passwordHash: (await bcryptHash('bcrypt password 1', 4)).replace(/^\$2b\$/, '$2y$') }),
-      JSON.stringify({ email: 'imp-scrypt@example.test', passwordHash: scryptPhc('scrypt password 1') }),
+      JSON.stringify({ email: 'imp-bcrypt@example.test', passwordHash: (await bcryptHash('bcrypt password 1', 4)).replace(/^\$2b\$/, '$2y$'), emailVerified: true }),
+      JSON.stringify({ email: 'imp-scrypt@example.test', passwordHash: scryptPhc('scrypt password 1'), emailVerified: true }),
       JSON.stringify({ email: 'imp-plain@example.test', password: 'plain password 1' }),
       '{not json',
       JSON.stringify({ email: 'imp-bad-hash@example.test', passwordHash: '$md5$abc' }),
@@ -136,9 +136,9 @@ describe.each(DIALECTS)('accounts on %s', (dialect) => {
   });
 
   it('shows the signed-in account', async () => {
-    await call(h.app, 'POST', '/api/v1/admin/users', { email: 'me@example.test', password: 'me passphrase 12' }, admin);
+    await call(h.app, 'POST', '/api/v1/admin/users', { email: 'me@example.test', password: 'me passphrase 12', emailVerified: true }, admin);
     const t = await signIn(h, 'me@example.test', 'me passphrase 12');
     const r = await call(h.app, 'GET', '/api/v1/me', undefined, bearer(t));
-    expect(r.json).toMatchObject({ email: 'me@example.test', emailVerified: false });
+    expect(r.json).toMatchObject({ email: 'me@example.test', emailVerified: true });
   });
 });

@@ -69,7 +69,7 @@ export async function accountsRoutes(app: App, s: Services): Promise<void> {
       email: Email,
       password: Type.Optional(Password),
       passwordHash: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'argon2 PHC, bcrypt ($2a$/$2b$/$2y$) or scrypt PHC, with costs within the bounds of docs/security.md (bcrypt 4-12, scrypt N <= 2^17 and 128 MiB, argon2 m <= 128 MiB); upgraded to argon2id on next sign-in' })),
-      emailVerified: Type.Optional(Type.Boolean()),
+      emailVerified: Type.Optional(Type.Boolean({ description: 'true: the operator vouches for the address. Otherwise the account cannot sign in until its owner proves the mailbox (the confirmation link, or a password reset).' })),
     },
     { additionalProperties: false },
   );

@@ -4,8 +4,15 @@
  * - sign-up answers the same whether or not the email exists, after the same work (one argon2id
  *   hash either way); the owner of an existing address gets a notice instead of a second account;
  * - verification tokens are `id.secret`, 256-bit secret, only sha256(secret) stored, single use,
- *   30-minute expiry, replaced by a newer one;
- * - a wrong password and an unknown email cost the same (the same hashes: password-hasher.ts) and look the same.
+ *   30-minute expiry, replaced by a newer one, dead once the password changes;
+ * - a wrong password and an unknown email cost the same (the same hashes: password-hasher.ts) and look the same;
+ * - an address is unconfirmed until its mailbox proves it (the verification link, or a completed
+ *   reset), whoever created the account (sign-up, operator, import without `emailVerified`); at
+ *   that first proof everything made on the account before it (sessions, device cookies,
+ *   factors, pending set-ups) goes in the same transaction: it was made by whoever typed the
+ *   address, who need not be its owner (pre-account hijack);
+ * - a password change (reset, change) kills, in its own transaction, every link issued under the
+ *   old password: verification links here, reset links through `onPasswordChanged`.
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -51,11 +58,32 @@ export interface ImportReport {
   errors: { line: number; error: string }[];
 }
 
+/**
+ * What another module holds for an account that the first proof of its address must clear, in
+ * that proof's transaction (`db`); returns what it cleared, by name, for the security event.
+ */
+export type MailboxProvenHook = (db: Db, userId: string, ctx: RequestContext) => Promise<Record<string, number>>;
+/** What must die with the old password, in the change's transaction (`db`): reset links. */
+export type PasswordChangedHook = (db: Db, userId: string) => Promise<void>;
+
 export class AccountsService {
   /** The kinds of stored hash every verification runs one of (hash-population.ts). */
   readonly hashes: HashPopulation;
+  private readonly mailboxHooks: MailboxProvenHook[] = [];
+  private readonly passwordHooks: PasswordChangedHook[] = [];
+
   constructor(private readonly d: AccountsDeps) {
     this.hashes = new HashPopulation(d);
+  }
+
+  /** Register what the first proof of an address clears (main.ts: sessions, MFA factors). */
+  onMailboxProven(hook: MailboxProvenHook): void {
+    this.mailboxHooks.push(hook);
+  }
+
+  /** Register what a password change kills (main.ts: the recovery module's reset links). */
+  onPasswordChanged(hook: PasswordChangedHook): void {
+    this.passwordHooks.push(hook);
   }
 
   /** Validates email and password; returns the normalised email or throws a 400. */
@@ -114,12 +142,24 @@ export class AccountsService {
     if (!isPlausibleEmail(normalized)) return;
     await this.d.db.transaction().execute(async (trx) => {
       const user = await accountsStore.findByEmail(trx, normalized);
-      if (!user || user.email_verified_at !== null) return;
-      // Reuse, don't re-mail: while a token is live, no new mail at once.
-      const live = await accountsStore.liveVerification(trx, user.id, this.d.clock.now());
-      if (live && this.d.clock.now() - live.created_at < 5 * MINUTE) return;
-      await this.issueVerification(trx, user.id, user.email, { kind: 'anonymous', requestId: ctx.requestId, ip: ctx.ip });
+      if (user) await this.resendIn(trx, user, ctx);
     });
+  }
+
+  /** The same rules for an account already in hand (the right password of an unconfirmed address at sign-in). */
+  async resendVerificationTo(user: UserRow, ctx: RequestContext): Promise<void> {
+    await this.d.db.transaction().execute(async (trx) => {
+      const fresh = await accountsStore.findById(trx, user.id);
+      if (fresh) await this.resendIn(trx, fresh, ctx);
+    });
+  }
+
+  private async resendIn(trx: Db, user: UserRow, ctx: RequestContext): Promise<void> {
+    if (user.email_verified_at !== null) return;
+    // Reuse, don't re-mail: while a token is live, no new mail at once.
+    const live = await accountsStore.liveVerification(trx, user.id, this.d.clock.now());
+    if (live && this.d.clock.now() - live.created_at < 5 * MINUTE) return;
+    await this.issueVerification(trx, user.id, user.email, { kind: 'anonymous', requestId: ctx.requestId, ip: ctx.ip });
   }
 
   /** Consume a verification token. false for bad, used or expired tokens (one generic answer). */
@@ -131,10 +171,28 @@ export class AccountsService {
       const row = await accountsStore.findVerification(trx, parsed.id);
       if (!row || !secretMatches(parsed.secret, row.secret_hash) || row.expires_at <= now) return false;
       if (!(await accountsStore.consumeVerification(trx, row.id))) return false;
-      await accountsStore.markVerified(trx, row.user_id, now);
-      await this.d.events.record(trx, 'account.email_verified', row.user_id, ctx);
+      await this.proveMailbox(trx, row.user_id, ctx, 'verification');
       return true;
     });
+  }
+
+  /**
+   * The mailbox owner proved the address (the verification link, a completed reset), inside the
+   * caller's transaction. At the first proof the account becomes verified and whatever was made
+   * on it before goes: sessions, device cookies, "this wasn't me" tokens, TOTP (pending or not),
+   * passkeys, recovery codes, passkey challenges, verification links (the hooks and this module),
+   * recorded as `account.pre_verification_cleared` when anything was there. A squatter who signed
+   * up with someone else's address keeps nothing. Returns whether this was the first proof.
+   */
+  async proveMailbox(db: Db, userId: string, ctx: RequestContext, via: 'verification' | 'reset'): Promise<boolean> {
+    // The conditional UPDATE is the check: only the first proof clears anything.
+    if (!(await accountsStore.markVerified(db, userId, this.d.clock.now()))) return false;
+    const cleared: Record<string, number> = {};
+    for (const hook of this.mailboxHooks) Object.assign(cleared, await hook(db, userId, ctx));
+    await accountsStore.deleteVerifications(db, userId);
+    await this.d.events.record(db, 'account.email_verified', userId, ctx, { via });
+    if (Object.values(cleared).some((n) => n > 0)) await this.d.events.record(db, 'account.pre_verification_cleared', userId, ctx, { via, ...cleared });
+    return true;
   }
 
   /** Operator creation of one user. 409 when the email is taken. */
@@ -298,8 +356,17 @@ export class AccountsService {
     return accountsStore.findById(this.d.db, id);
   }
 
-  /** Set a new password inside the caller's transaction (reset, change). Validation is the caller's. */
+  /**
+   * Set a new password inside the caller's transaction (reset, change); it lifts a lock. Every
+   * link issued under the old password dies in the same transaction (DESIGN: tokens "die when the
+   * password changes"): verification links here, reset links through the hooks. Validation is
+   * the caller's.
+   */
   async setPassword(db: Db, userId: string, hash: string): Promise<void> {
+    // Hooks first: the recovery module takes its per-account row lock before the users row is
+    // written, the order its own confirm takes them in (no lock-order deadlock on PostgreSQL).
+    for (const hook of this.passwordHooks) await hook(db, userId);
+    await accountsStore.deleteVerifications(db, userId);
     await accountsStore.setPasswordHash(db, userId, hash, this.d.clock.now(), true);
   }
 }

@@ -34,8 +34,10 @@ export const accountsStore = {
   async upgradeHash(db: Db, id: string, oldHash: string, newHash: string, now: number): Promise<void> {
     await db.updateTable('users').set({ password_hash: newHash, updated_at: now }).where('id', '=', id).where('password_hash', '=', oldHash).execute();
   },
-  async markVerified(db: Db, id: string, now: number): Promise<void> {
-    await db.updateTable('users').set({ email_verified_at: now, updated_at: now }).where('id', '=', id).where('email_verified_at', 'is', null).execute();
+  /** true only for the first proof: the conditional UPDATE is the check. */
+  async markVerified(db: Db, id: string, now: number): Promise<boolean> {
+    const r = await db.updateTable('users').set({ email_verified_at: now, updated_at: now }).where('id', '=', id).where('email_verified_at', 'is', null).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   },
   async setLocked(db: Db, id: string, lockedAt: number | null, now: number): Promise<void> {
     await db.updateTable('users').set({ locked_at: lockedAt, updated_at: now }).where('id', '=', id).execute();
@@ -51,6 +53,10 @@ export const accountsStore = {
   },
   liveVerification(db: Db, userId: string, now: number) {
     return db.selectFrom('email_verifications').selectAll().where('user_id', '=', userId).where('consumed_at', 'is', null).where('expires_at', '>', now).executeTakeFirst();
+  },
+  /** Every verification token of the account (the password changed, or the address is proven). */
+  async deleteVerifications(db: Db, userId: string): Promise<void> {
+    await db.deleteFrom('email_verifications').where('user_id', '=', userId).execute();
   },
   /** Single use: the delete that consumes the token is the check (true only for the first caller). */
   async consumeVerification(db: Db, id: string): Promise<boolean> {

@@ -10,7 +10,7 @@ import { REDIS_URL, STORES } from '../../../test/helpers/harness.js';
 import { ChallengeService } from './challenge.js';
 import { DEFAULT_POLICY, EMPTY_BASELINE, learn, nextMode, pressureOf, signals, type ModeState } from './detector.js';
 import { Guard, type ModeChange } from './guard.js';
-import { delayAfter, GuardSignInThrottle, LOCK_AFTER } from './signin-throttle.js';
+import { delayAfter, DEVICE_FAILURES, GuardSignInThrottle, LOCK_AFTER } from './signin-throttle.js';
 import { MemoryGuardStore, RedisGuardStore, type GuardStore } from './store.js';
 
 const stores: GuardStore[] = [];
@@ -149,6 +149,30 @@ describe.each(STORES)('guard (%s)', (kind) => {
     expect(delayAfter(6)).toBe(2000);
     await t.succeeded('victim@example.test');
     expect(await t.check('victim@example.test', { requestId: 'r', ip: '192.0.2.9', userAgent: null })).toBeNull();
+  });
+
+  it('lets a trusted device past the account\'s delays within its own budget, and starts a new count at each password change', async () => {
+    const clock = new ManualClock();
+    const st = kind === 'memory' ? new MemoryGuardStore(clock) : new RedisGuardStore(new Redis(REDIS_URL!), clock, `fgtest:${randomBytes(4).toString('hex')}:`);
+    stores.push(st);
+    const t = new GuardSignInThrottle(st, clock);
+    const since = 1_000;
+    const ctx = (i: number) => ({ requestId: 'r', ip: ip(1000 + i), userAgent: null });
+    for (let i = 0; i < 20; i++) await t.failed('owner@example.test', ctx(i), { since });
+    expect(await t.check('owner@example.test', ctx(99), { since })).toBeGreaterThan(60);
+    // The owner's browser: not held back, its failures its own, its success leaves the count alone.
+    expect(await t.deviceTrusted('dev1')).toBe(true);
+    expect(await t.check('owner@example.test', ctx(99), { since, device: 'dev1' })).toBeNull();
+    for (let i = 0; i < DEVICE_FAILURES.limit; i++) expect((await t.failed('owner@example.test', ctx(99), { since, device: 'dev1' })).lockAccount).toBe(false);
+    expect(await t.deviceTrusted('dev1')).toBe(false);
+    expect(await t.deviceTrusted('dev2')).toBe(true);
+    await t.succeeded('owner@example.test', ctx(99), { since, device: 'dev2' });
+    expect(await t.check('owner@example.test', ctx(98), { since })).toBeGreaterThan(60);
+    // A password change: failures before it do not count.
+    expect(await t.check('owner@example.test', ctx(98), { since: since + 1 })).toBeNull();
+    // Source limits hold for every attempt, trusted or not.
+    for (let i = 0; i < 30; i++) await t.failed(`x${i}@example.test`, ctx(500));
+    expect(await t.check('owner@example.test', ctx(500), { since, device: 'dev2' })).toBe(60);
   });
 
   it('counts every one of many concurrent wrong guesses at one account', async () => {

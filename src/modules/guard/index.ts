@@ -4,7 +4,7 @@ export { HyperLogLog, SpaceSaving, networkOf, sourceKey } from './sketch.js';
 export { ChallengeService, CHALLENGE_TTL_MS } from './challenge.js';
 export { Guard, FLOWS, SOURCE_LIMITS, type Flow, type Decision, type FlowView, type ModeChange } from './guard.js';
 export { DEFAULT_POLICY, type Mode, type DetectorPolicy } from './detector.js';
-export { GuardSignInThrottle, delayAfter, FREE_FAILURES, LOCK_AFTER } from './signin-throttle.js';
+export { GuardSignInThrottle, delayAfter, DEVICE_FAILURES, FREE_FAILURES, LOCK_AFTER } from './signin-throttle.js';
 export { OutboundGuard, broadcastOfCause, budgetFor, FOLD_AFTER, type Operator, type KillSwitch, type ExternalHold } from './outbound.js';
 export { Broadcasts, type BroadcastDeps, type BroadcastView, type Audience } from './broadcasts.js';
 export { resetGuard } from './reset-guard.js';

@@ -14,6 +14,7 @@ export type SecurityEventType =
   | 'account.created'
   | 'account.signup_existing'
   | 'account.email_verified'
+  | 'account.pre_verification_cleared'
   | 'account.imported'
   | 'account.locked'
   | 'account.unlocked'

@@ -16,6 +16,7 @@ import { MfaService } from './service.js';
 export { MfaService, type MfaDeps, type ChangeOptions, type TotpEnrolment } from './service.js';
 export { PasskeyService, type PasskeySignIn } from './passkeys.js';
 export { PasswordChange } from './password-change.js';
+export { wipeFactors } from './wipe.js';
 export { LocalBreachedList, PwnedRangeList, buildPrefixSet, hasPrefix, loadZxcvbnPasswords, type RangeOptions } from './breached.js';
 export * from './model.js';
 

@@ -57,6 +57,8 @@ export interface PasskeySignIn {
   sessionId: string;
   expiresAt: number;
   userId: string;
+  /** The device cookie's new value. */
+  device: string;
 }
 
 const TRANSPORTS = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
@@ -209,13 +211,14 @@ export class PasskeyService {
   async authenticate(response: AuthenticationResponseJSON, ctx: RequestContext): Promise<PasskeySignIn> {
     // The same ending as a password sign-in: session, event and sign-in observers (new-device notice).
     const { user, value } = await this.assertion(response, ctx, 'authenticate', (trx, u, passkeyId) => this.d.signIns.completeSignIn(trx, u, ctx, 'passkey', { passkey: passkeyId }));
-    return { token: value.token, sessionId: value.id, expiresAt: value.expiresAt, userId: user.id };
+    return { token: value.token, sessionId: value.id, expiresAt: value.expiresAt, userId: user.id, device: value.device };
   }
 
   /**
    * Verifies a passkey assertion answering a challenge issued for `purpose`, then runs `finish`
    * in the transaction that records the passkey's use (its counter), so the two commit together.
-   * Any failure is one generic 401 (invalid_credentials), counted per source; a locked account fails.
+   * Any failure is one generic 401 (invalid_credentials), counted per source; an account whose
+   * address was never confirmed fails. A lock (password failures) does not stop a passkey.
    */
   async assertion<T>(response: AuthenticationResponseJSON, ctx: RequestContext, purpose: Exclude<ChallengePurpose, 'register'>, finish: (trx: Db, user: UserRow, passkeyId: string) => Promise<T>): Promise<{ user: UserRow; value: T }> {
     // Per /64 and per network, like the guard: one IPv6 client cannot rotate addresses for fresh budgets.
@@ -228,7 +231,7 @@ export class PasskeyService {
       await this.d.limiter.hit(failKey, PASSKEY_FAILURE_RULE);
       await this.d.limiter.hit(netKey, PASSKEY_FAILURE_NETWORK_RULE);
       if (knownUser) await this.d.events.record(this.d.db, 'signin.failed', knownUser, ctx, { reason: 'passkey', detail: reason, ...(purpose === 'console' ? { where: 'console' } : {}) });
-      // One answer for every failure: unknown passkey, wrong signature, expired challenge, locked account.
+      // One answer for every failure: unknown passkey, wrong signature, expired challenge, unconfirmed address.
       throw new AppError('invalid_credentials', 'The passkey could not be verified. Try again.');
     };
     const challenge = challengeOf(response?.response?.clientDataJSON);
@@ -242,7 +245,9 @@ export class PasskeyService {
     const handle = response.response.userHandle;
     if (handle && handle !== Buffer.from(cred.user_id, 'utf8').toString('base64url')) return fail('user handle mismatch');
     const user = await this.d.accounts.findById(cred.user_id);
-    if (!user || user.locked_at !== null) return fail(user ? 'locked' : 'no account');
+    // An address never confirmed gets no session, however proven (a squatter's passkey). The lock
+    // is not checked: it counts password guesses, which a passkey does not depend on.
+    if (!user || user.email_verified_at === null) return fail(user ? 'unverified' : 'no account');
     let newCounter: number;
     try {
       const v = await verifyAuthenticationResponse({

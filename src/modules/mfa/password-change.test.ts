@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE } from '../../kernel/clock.js';
 import { bearer, call, createUser, DIALECTS, makeHarness, signIn, type Harness } from '../../../test/helpers/harness.js';
+import { lastResetMail, requestReset } from '../../../test/helpers/recovery.js';
 
 const OLD = 'the old passphrase 1';
 const NEW = 'a brand new passphrase 2';
@@ -59,6 +60,23 @@ describe.each(DIALECTS)('password change on %s', (dialect) => {
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
     h.clock.advance(20 * MINUTE);
     expect((await call(h.app, 'POST', '/api/v1/me/password', { current: OLD, password: NEW }, bearer(mine))).status).toBe(204);
+  });
+
+  it('kills the reset links that were live, in the same transaction (a change through the API)', async () => {
+    const email = 'live-link@example.test';
+    const userId = await createUser(h, email, OLD);
+    const mine = await signIn(h, email, OLD);
+    // Someone with the mailbox, or the owner earlier, has a live reset link.
+    await requestReset(h, email);
+    const { token } = await lastResetMail(h, email);
+    expect((await h.s.storage.db.selectFrom('recovery_flows').select('state').where('user_id', '=', userId).execute())).toEqual([{ state: 'issued' }]);
+    expect((await call(h.app, 'POST', '/api/v1/me/password', { current: OLD, password: NEW }, bearer(mine))).status).toBe(204);
+    const flows = await h.s.storage.db.selectFrom('recovery_flows').select(['state', 'end_reason']).where('user_id', '=', userId).execute();
+    expect(flows).toEqual([{ state: 'superseded', end_reason: 'password_changed' }]);
+    // The link from before the change cannot set a password any more.
+    const late = await call(h.app, 'POST', '/api/v1/password-resets/confirm', { token, password: 'someone else chose 3' });
+    expect(late).toMatchObject({ status: 400, json: { code: 'invalid_token' } });
+    expect((await call(h.app, 'POST', '/api/v1/sessions', { email, password: NEW })).status).toBe(201);
   });
 
   it('needs a session', async () => {

@@ -7,9 +7,10 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simp
 import type { FastifyRequest } from 'fastify';
 import type { App } from '../../http/app.js';
 import { requireUser } from '../../http/auth.js';
-import { ctxOf, noStore, SESSION_COOKIE } from '../../http/context.js';
-import { Password, problems } from '../../http/schemas.js';
+import { ctxOf, DEVICE_COOKIE, noStore, SESSION_COOKIE } from '../../http/context.js';
+import { Email, Password, problems } from '../../http/schemas.js';
 import type { Services } from '../../services.js';
+import { deviceCookieOptions } from '../sessions/index.js';
 import type { Actor } from './model.js';
 
 const TAGS = ['mfa'];
@@ -237,6 +238,7 @@ export async function mfaRoutes(app: App, s: Services): Promise<void> {
   }, async (req, reply) => {
     const r = await mfa.passkeys.authenticate(assertionOf(req.body.response), ctxOf(req));
     reply.setCookie(SESSION_COOKIE, r.token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
+    reply.setCookie(DEVICE_COOKIE, r.device, deviceCookieOptions(secure));
     noStore(reply);
     return reply.code(201).send({ token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), sessionId: r.sessionId });
   });

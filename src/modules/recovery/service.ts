@@ -70,7 +70,7 @@ export interface ConfirmInput {
 
 /** Thrown inside a transaction to roll it back; never leaves this module. */
 class Rollback extends Error {
-  constructor(readonly why: 'otp' | 'lost_claim') {
+  constructor(readonly why: 'otp' | 'lost_claim' | 'verified') {
     super(why);
   }
 }
@@ -247,7 +247,18 @@ export class RecoveryService {
     if (!parsed) return null;
     const flow = await store.findByTokenId(this.d.db, parsed.id);
     if (!flow || !this.strategy.matches(parsed.secret, flow.tokenHash) || !isLive(flow, this.d.clock.now())) return null;
-    return { secondFactor: await this.d.secondFactor.required(flow.userId) };
+    const user = await this.d.accounts.findById(flow.userId);
+    return { secondFactor: !!user && (await this.secondFactorAsked(user)) };
+  }
+
+  /**
+   * Whether a reset of this account asks for its second factor. Not while the address was never
+   * confirmed: factors enrolled then were enrolled by whoever typed the address (a squatter's
+   * authenticator must not lock the mailbox owner out), and this reset, proving the mailbox,
+   * deletes them (AccountsService.proveMailbox).
+   */
+  private async secondFactorAsked(user: UserRow): Promise<boolean> {
+    return user.email_verified_at !== null && (await this.d.secondFactor.required(user.id));
   }
 
   /**
@@ -264,7 +275,7 @@ export class RecoveryService {
     const user = await this.d.accounts.findById(found.userId);
     if (!user) throw this.invalidToken();
     await this.d.accounts.validateNew(user.email, input.password);
-    const mfa = await this.d.secondFactor.required(user.id);
+    const mfa = await this.secondFactorAsked(user);
     const otp = typeof input.otp === 'string' && input.otp.trim() ? input.otp.trim() : null;
     // Asked before anything is consumed, so the person can come back with the code and the same link.
     if (mfa && !otp) throw new AppError('mfa_required', 'This account uses two-step verification: repeat the request with `otp` (a code from your authenticator app or a recovery code).');
@@ -293,6 +304,11 @@ export class RecoveryService {
           eventData: { via: 'reset', flow: flow.id, ...(method ? { secondFactor: method } : {}) },
         });
         if (user.locked_at !== null) await this.d.events.record(trx, 'account.unlocked', user.id, ctx, { via: 'reset' });
+        // A completed reset proves the mailbox: an address never confirmed is now, and what was
+        // set up on the account before (a squatter's factors, sessions, devices) goes with it.
+        const firstProof = await this.d.accounts.proveMailbox(trx, user.id, ctx, 'reset');
+        // Confirmed meanwhile by its link (and maybe given a factor since): not this reset's to skip the factor.
+        if (!mfa && user.email_verified_at === null && !firstProof) throw new Rollback('verified');
         return 'ok' as const;
       });
     } catch (e) {
@@ -300,6 +316,8 @@ export class RecoveryService {
         await this.otpFailed(found.id, user, ctx);
         throw new AppError('invalid_credentials', 'The one-time code is incorrect or was already used.');
       }
+      // Nothing was written: once more, now that the account reads as confirmed (it cannot turn back).
+      if (e instanceof Rollback && e.why === 'verified') return this.confirm(input, ctx);
       throw e;
     }
     if (outcome !== 'ok') throw this.invalidToken();
@@ -318,6 +336,21 @@ export class RecoveryService {
         eventData: { flow: flow.id, failures: t.flow.otpFailures, tokenKilled: t.flow.state !== 'issued' },
       });
     });
+  }
+
+  /**
+   * The password changed (AccountsService.setPassword's hook): every live reset link of the account
+   * dies, in the change's transaction and under the account's row lock. Returns how many.
+   */
+  async supersedeIssued(db: Db, userId: string, reason: string): Promise<number> {
+    const now = this.d.clock.now();
+    await store.lockAccount(db, userId, now);
+    let n = 0;
+    for (const f of await store.issuedFlows(db, userId)) {
+      const t = transition(f, { type: 'supersede', reason }, now);
+      if (t.ok && t.flow !== f && (await store.saveTransition(db, f, t.flow, now)) && t.flow.state === 'superseded') n++;
+    }
+    return n;
   }
 
   // --- deny ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import { bearer, call, createUser, DIALECTS, makeHarness, type Harness } from '.
 import { form, freshIp, from } from '../../../test/helpers/recovery.js';
 import { linksOf, startSmtpSink, type SmtpSink } from '../../../test/helpers/smtp.js';
 import { SoftAuthenticator } from '../../../test/helpers/webauthn.js';
+import { DEVICE_COOKIE } from '../../http/context.js';
+import { DeviceCookies, DEVICE_TTL_MS, DEVICES_PER_ACCOUNT } from './devices.js';
 
 const PUBLIC = 'http://floodgate.test';
 const PW = 'new device passphrase 7';
@@ -30,10 +32,21 @@ describe.each(DIALECTS)('new-sign-in notices on %s', (dialect) => {
     await sink.close();
   });
 
-  async function signInAs(email: string, ua: string, ip = freshIp()): Promise<{ token: string; sessionId: string; ip: string }> {
-    const r = await from(h.app, ip, 'POST', '/api/v1/sessions', { email, password: PW }, { 'user-agent': ua });
+  // A browser per user agent, each with its cookie jar: the device cookie is what makes a device known.
+  const jar = new Map<string, string>();
+  const deviceCookieIn = (r: { headers: Record<string, unknown> }) => {
+    const c = ([] as string[]).concat((r.headers['set-cookie'] as string[] | string | undefined) ?? []).find((x) => x.startsWith(`${DEVICE_COOKIE}=`));
+    return c ? { value: decodeURIComponent(c.split(';')[0]!.slice(DEVICE_COOKIE.length + 1)), attrs: c.split(';').slice(1).map((a) => a.trim()) } : null;
+  };
+  const cookieHeader = (value: string | null | undefined): Record<string, string> => (value ? { cookie: `${DEVICE_COOKIE}=${encodeURIComponent(value)}` } : {});
+  /** Signs in from the browser `ua` (its own cookie jar), or with exactly the device cookie given (`cookie`, null: none). */
+  async function signInAs(email: string, ua: string, ip = freshIp(), opts: { cookie?: string | null } = {}): Promise<{ token: string; sessionId: string; ip: string; device: string }> {
+    const sent = opts.cookie !== undefined ? opts.cookie : jar.get(ua);
+    const r = await from(h.app, ip, 'POST', '/api/v1/sessions', { email, password: PW }, { 'user-agent': ua, ...cookieHeader(sent) });
     expect(r.status, r.text).toBe(201);
-    return { token: r.json.token, sessionId: r.json.sessionId, ip };
+    const device = deviceCookieIn(r)!.value;
+    if (opts.cookie === undefined) jar.set(ua, device);
+    return { token: r.json.token, sessionId: r.json.sessionId, ip, device };
   }
   const notices = (userId: string) => db().selectFrom('outbox').selectAll().where('user_id', '=', userId).where('type', '=', 'new_signin').orderBy('id').execute();
   const resets = (userId: string) => db().selectFrom('outbox').selectAll().where('user_id', '=', userId).where('type', '=', 'password_reset').orderBy('id').execute();
@@ -214,11 +227,12 @@ describe.each(DIALECTS)('new-sign-in notices on %s', (dialect) => {
     expect((await call(h.app, 'POST', '/api/v1/me/passkeys/registration/verify', { response: key.register(opts.json) }, bearer(first.token))).status).toBe(201);
     const passkeyIn = async (ua: string) => {
       const o = await from(h.app, freshIp(), 'POST', '/api/v1/sessions/passkey/options', {}, { 'user-agent': ua });
-      const r = await from(h.app, freshIp(), 'POST', '/api/v1/sessions/passkey', { response: key.assert(o.json) }, { 'user-agent': ua });
+      const r = await from(h.app, freshIp(), 'POST', '/api/v1/sessions/passkey', { response: key.assert(o.json) }, { 'user-agent': ua, ...cookieHeader(jar.get(ua)) });
       expect(r.status, r.text).toBe(201);
+      jar.set(ua, deviceCookieIn(r)!.value);
       return r.json.sessionId as string;
     };
-    await passkeyIn(CHROME); // the device it knows
+    await passkeyIn(CHROME); // the browser it knows (its device cookie)
     expect(await notices(userId)).toHaveLength(0);
     const sessionId = await passkeyIn(SAFARI);
     const rows = await notices(userId);
@@ -229,6 +243,77 @@ describe.each(DIALECTS)('new-sign-in notices on %s', (dialect) => {
     expect(stored).toEqual([{ session_id: sessionId }]);
     const ev = (await eventsOf(userId)).filter((e) => e.type === 'signin.succeeded').at(-1)!;
     expect(ev.data).toMatchObject({ session: sessionId, method: 'passkey', newDevice: true, passkey: expect.any(String) });
+    // The passkey sign-in left its own device cookie: Safari is known now.
+    await passkeyIn(SAFARI);
+    expect(await notices(userId)).toHaveLength(1);
+  });
+
+  it('calls a sign-in new when it brings no device cookie known for the account, whatever its user agent', async () => {
+    const email = 'devcookie@example.test';
+    const other = 'devcookie-other@example.test';
+    const userId = await createUser(h, email, PW);
+    await createUser(h, other, PW);
+    const mine = await signInAs(email, CHROME); // the owner's browser, first sign-in: no notice
+    expect(await notices(userId)).toHaveLength(0);
+    // Someone who copies the owner's user agent, without the owner's cookie: a new device.
+    const copycat = await signInAs(email, CHROME, freshIp(), { cookie: null });
+    let rows = await notices(userId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.idempotency_key).toBe(`new_signin:${copycat.sessionId}`);
+    expect(JSON.parse(rows[0]!.payload).device).toBe('Chrome 120 on Linux');
+    // Another account's cookie, and a forged one (a real device id, a wrong secret), prove nothing.
+    const theirs = await signInAs(other, FIREFOX, freshIp(), { cookie: null });
+    await signInAs(email, CHROME, freshIp(), { cookie: theirs.device });
+    const [id] = mine.device.split('.');
+    await signInAs(email, CHROME, freshIp(), { cookie: `${id}.${'A'.repeat(43)}` });
+    await signInAs(email, CHROME, freshIp(), { cookie: 'garbage~' + 'x'.repeat(2000) });
+    rows = await notices(userId);
+    expect(rows).toHaveLength(4);
+    // The owner's own browser, even with another user agent after an update: known.
+    const again = await signInAs(email, FIREFOX, freshIp(), { cookie: mine.device });
+    expect(await notices(userId)).toHaveLength(4);
+    const ev = (await eventsOf(userId)).filter((e) => e.type === 'signin.succeeded').at(-1)!;
+    expect(ev.data).toMatchObject({ session: again.sessionId, newDevice: false });
+    // One browser remembers several accounts: the owner's token stays next to the other one's.
+    const shared = await signInAs(other, FIREFOX, freshIp(), { cookie: again.device });
+    expect(shared.device.split('~').slice(0, 2)).toEqual([expect.any(String), again.device.split('~')[0]]);
+    await signInAs(email, FIREFOX, freshIp(), { cookie: shared.device });
+    expect(await notices(userId)).toHaveLength(4);
+
+    // The cookie: HttpOnly, SameSite=Lax, Path=/, long-lived; only its hash is stored, bound to the account.
+    const r = await from(h.app, freshIp(), 'POST', '/api/v1/sessions', { email, password: PW }, { 'user-agent': CHROME, ...cookieHeader(mine.device) });
+    const c = deviceCookieIn(r)!;
+    expect(c.attrs).toEqual(expect.arrayContaining(['HttpOnly', 'SameSite=Lax', 'Path=/', `Max-Age=${365 * 24 * 3600}`]));
+    expect(c.attrs).not.toContain('Secure'); // the harness's public URL is http
+    expect(c.value).toBe(mine.device);
+    const stored = await db().selectFrom('devices').selectAll().where('user_id', '=', userId).execute();
+    expect(stored.map((d) => d.id)).toContain(id);
+    expect(JSON.stringify(stored)).not.toContain(mine.device.split('.')[1]);
+  });
+
+  it('remembers at most 50 devices per account, forgets expired ones, and a device stays known a year from its last sign-in', async () => {
+    const userId = await createUser(h, 'many-devices@example.test', PW);
+    const devices = new DeviceCookies(h.clock);
+    const count = async () => (await db().selectFrom('devices').select('id').where('user_id', '=', userId).execute()).length;
+    const first = await devices.remember(db(), null, userId);
+    h.clock.advance(MINUTE);
+    for (let i = 0; i < DEVICES_PER_ACCOUNT + 5; i++) {
+      // All in the same millisecond: the one just added is never the one pruned.
+      const d = await devices.remember(db(), null, userId);
+      expect(await devices.known(db(), d.cookie, userId)).toBe(d.deviceId);
+    }
+    expect(await count()).toBe(DEVICES_PER_ACCOUNT);
+    expect(await devices.known(db(), first.cookie, userId)).toBeNull(); // the least recently used went first
+    const kept = await devices.remember(db(), null, userId);
+    h.clock.advance(DEVICE_TTL_MS - MINUTE);
+    const again = await devices.remember(db(), kept.cookie, userId); // used again: another year
+    expect(again).toMatchObject({ known: true, deviceId: kept.deviceId, cookie: kept.cookie });
+    h.clock.advance(DEVICE_TTL_MS - MINUTE);
+    expect(await devices.known(db(), kept.cookie, userId)).toBe(kept.deviceId);
+    h.clock.advance(2 * MINUTE);
+    expect(await devices.known(db(), kept.cookie, userId)).toBeNull();
+    await devices.remember(db(), null, userId); // a new one prunes the expired
+    expect(await count()).toBe(1);
   });
 
   it('still reports a sign-in whose session already ended, and still starts the reset', async () => {

@@ -1,6 +1,8 @@
 /**
  * The new-sign-in notice: a SignInObserver that mails the owner when an account is signed in to
- * from a device it has not seen, with a "this wasn't me" link. Invariants:
+ * from a device it has not seen, with a "this wasn't me" link. A device is new when the browser
+ * presented no device cookie known for the account (devices.ts); the user agent only describes
+ * it in the mail. Invariants:
  * - the notice, its token and the session commit in the sign-in's transaction (the observer runs
  *   inside it), so there is never a notice for a session that does not exist, nor the reverse;
  * - the token is `id.secret` from the CSPRNG; only sha256(secret) is stored; it is bound to that
@@ -40,6 +42,11 @@ export const signinNoticeStore = {
   /** Expired tokens of one account go when it gets a new one: bounded per account without a sweeper. */
   async pruneExpired(db: Db, userId: string, now: number): Promise<void> {
     await db.deleteFrom('signin_notices').where('user_id', '=', userId).where('expires_at', '<=', now).execute();
+  },
+
+  /** Every token of the account (its sessions are all ending). */
+  async deleteAccount(db: Db, userId: string): Promise<void> {
+    await db.deleteFrom('signin_notices').where('user_id', '=', userId).execute();
   },
 
   /** Whether the account had a session before this one (of any age or state). */

@@ -7,15 +7,31 @@ import type { RequestContext } from '../../kernel/context.js';
  */
 export interface SignInThrottle {
   /** null: go ahead; a number: seconds to wait (answered 429 with Retry-After). */
-  check(emailKey: string, ctx: RequestContext): Promise<number | null>;
-  failed(emailKey: string, ctx: RequestContext): Promise<{ lockAccount: boolean }>;
-  succeeded(emailKey: string, ctx: RequestContext): Promise<void>;
+  check(emailKey: string, ctx: RequestContext, opts?: ThrottleOptions): Promise<number | null>;
+  failed(emailKey: string, ctx: RequestContext, opts?: ThrottleOptions): Promise<{ lockAccount: boolean }>;
+  succeeded(emailKey: string, ctx: RequestContext, opts?: ThrottleOptions): Promise<void>;
+  /** Whether a device known for the account still has failure budget left (then it passes `device`). */
+  deviceTrusted(deviceId: string): Promise<boolean>;
+}
+
+export interface ThrottleOptions {
+  /**
+   * The account's last password change (ms), 0 or absent for an unknown email: failures before
+   * it do not count (a reset or a change starts a fresh count).
+   */
+  since?: number;
+  /**
+   * A device cookie known for the account, with budget left (`deviceTrusted`): its attempts are
+   * counted against that device alone, not subject to the account's delays or lock.
+   */
+  device?: string | null;
 }
 
 export const noThrottle: SignInThrottle = {
   check: async () => null,
   failed: async () => ({ lockAccount: false }),
   succeeded: async () => {},
+  deviceTrusted: async () => true,
 };
 
 /** Port: the second factor (the MFA module implements it). */
@@ -30,6 +46,7 @@ export const noSecondFactor: SecondFactor = { required: async () => false, verif
 
 /** Port: what happens after a successful sign-in inside its transaction (new-device notice...). */
 export interface SignInObserver {
+  /** `newDevice`: the browser presented no device cookie known for the account; `device` describes it for people. */
   signedIn(db: Db, userId: string, email: string, session: { id: string; device: string; newDevice: boolean }, ctx: RequestContext): Promise<void>;
 }
 

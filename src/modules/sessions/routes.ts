@@ -1,11 +1,12 @@
 import { Type } from 'typebox';
 import type { App } from '../../http/app.js';
 import { requireUser } from '../../http/auth.js';
-import { ctxOf, SESSION_COOKIE } from '../../http/context.js';
+import { ctxOf, DEVICE_COOKIE, SESSION_COOKIE } from '../../http/context.js';
 import { Altcha, Email, Password, problems } from '../../http/schemas.js';
 import { normalizeEmail } from '../../kernel/email.js';
 import { AppError } from '../../kernel/errors.js';
 import type { Services } from '../../services.js';
+import { deviceCookieOptions } from './devices.js';
 
 const SessionSchema = Type.Object({
   id: Type.String(), current: Type.Boolean(), device: Type.String(), ip: Type.Union([Type.String(), Type.Null()]),
@@ -18,7 +19,7 @@ export async function sessionsRoutes(app: App, s: Services): Promise<void> {
   app.post('/api/v1/sessions', {
     schema: {
       tags: ['sessions'], summary: 'Sign in',
-      description: 'One generic 401 for any wrong credential; `mfa_required` (401) only after a correct password, then repeat with `otp`. 429 with Retry-After when throttled. Sets the floodgate_session cookie (HttpOnly, SameSite=Lax, Secure on https).',
+      description: 'One generic 401 for any wrong credential, an address not yet confirmed included (the right password then mails the confirmation link again, under the resend rules); `mfa_required` (401) only after a correct password, then repeat with `otp`. 429 with Retry-After when throttled. Sets the floodgate_session cookie (HttpOnly, SameSite=Lax, Secure on https) and the long-lived floodgate_device cookie: send it back on later sign-ins, and this client is a known device (no new-sign-in notice, not slowed down by failures from elsewhere).',
       body: Type.Object({ email: Email, password: Password, otp: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), altcha: Type.Optional(Altcha) }, { additionalProperties: false }),
       response: { 201: Type.Object({ token: Type.String(), expiresAt: Type.String(), sessionId: Type.String() }), ...problems(400, 401, 428, 429) },
     },
@@ -27,6 +28,7 @@ export async function sessionsRoutes(app: App, s: Services): Promise<void> {
     await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(req.body.email), altcha: req.body.altcha });
     const r = await s.signIn.signIn(req.body, ctx);
     reply.setCookie(SESSION_COOKIE, r.token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
+    reply.setCookie(DEVICE_COOKIE, r.device, deviceCookieOptions(secure));
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({ token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), sessionId: r.sessionId });
   });

@@ -14,6 +14,8 @@ import { prepared } from '../../storage/prepared.js';
 import type { Database, Db, SessionsTable } from '../../storage/schema.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import { describeDevice } from './device.js';
+import { deviceStore } from './devices.js';
+import { signinNoticeStore } from './new-device.js';
 
 export interface SessionsDeps {
   db: Kysely<Database>;
@@ -39,13 +41,12 @@ export interface ActiveSession {
   userId: string;
 }
 
-// Both run on every sign-in: compiled once (storage/prepared.ts).
+// Runs on every sign-in: compiled once (storage/prepared.ts).
 const insertSession = prepared((db, id: string, userId: string, secretHash: string, now: number, expiresAt: number, ip: string | null, userAgent: string | null, device: string, authMethod: string) =>
   db.insertInto('sessions').values({
     id, user_id: userId, secret_hash: secretHash, created_at: now, last_seen_at: now, expires_at: expiresAt,
     ip, user_agent: userAgent, device, auth_method: authMethod, revoked_at: null, revoked_reason: null,
   }));
-const deviceSeen = prepared((db, userId: string, device: string) => db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('device', '=', device).limit(1));
 
 export class SessionsService {
   constructor(private readonly d: SessionsDeps) {}
@@ -127,9 +128,16 @@ export class SessionsService {
     return r !== undefined;
   }
 
-  /** Whether this device (by user agent) signed in to the account before; for new-device notices. */
-  async seenDevice(db: Db, userId: string, device: string): Promise<boolean> {
-    return (await deviceSeen(db, userId, device)).length > 0;
+  /**
+   * Everything that lets someone act as the account without signing in again, ended inside the
+   * caller's transaction: live sessions revoked, device cookies and "this wasn't me" tokens
+   * forgotten. For an address proven for the first time (what a squatter left behind goes).
+   */
+  async endAllAccess(db: Db, userId: string, reason: string): Promise<{ sessions: number; devices: number }> {
+    const sessions = await this.revokeAll(db, userId, reason);
+    const devices = await deviceStore.deleteAccount(db, userId);
+    await signinNoticeStore.deleteAccount(db, userId);
+    return { sessions, devices };
   }
 }
 

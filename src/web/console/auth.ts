@@ -5,26 +5,31 @@
  *   resistant), and the operator grant; an operator without two-step verification is refused
  *   with a message that says what to do, but only after the right password (the page reveals
  *   nothing to a guesser);
+ * - the password sign-in is the account sign-in's own rule (SignInFlow.authenticate): the same
+ *   throttle (per account, per source, per network, trusted devices), lock, `signin.failed`
+ *   events and second-factor limits; an account without the grant is answered exactly as a
+ *   wrong password (same status, page and counting), so the console is no password oracle;
  * - a console passkey sign-in answers a challenge issued for the console only (not one from
- *   /api/v1/sessions/passkey/options), and a valid passkey of an account without the grant
- *   gets no session;
- * - every attempt passes the sign-in guard (per source) and a per-account failure limit, before
- *   the password is checked; codes have their own per-account limit (the MFA module's);
+ *   /api/v1/sessions/passkey/options); a valid passkey of an account without the grant, or of a
+ *   locked account (whose console sessions would not live), gets the passkey's one generic 401;
+ * - every attempt passes the sign-in guard (per source) before the password is checked;
  * - the session cookie floodgate_console is HttpOnly, SameSite=Strict, Path=/console, Secure on
- *   https, 12 hours; sign-in and sign-out are audited and recorded on the operator's account.
+ *   https, 12 hours; sign-in and sign-out are audited and recorded on the operator's account; a
+ *   sign-in also sets the device cookie, like any sign-in.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { App } from '../../http/app.js';
 import { sameOrigin } from '../../http/auth.js';
-import { ctxOf, noStore } from '../../http/context.js';
+import { ctxOf, DEVICE_COOKIE, noStore } from '../../http/context.js';
 import { normalizeEmail } from '../../kernel/email.js';
 import { AppError, isAppError } from '../../kernel/errors.js';
 import { problems } from '../../http/schemas.js';
 import { AuthenticationResponse, Options as PasskeyOptions, assertionOf } from '../../modules/mfa/routes.js';
 import type { RequestContext } from '../../kernel/context.js';
-import type { LimitRule } from '../../modules/guard/index.js';
+import { deviceCookieOptions } from '../../modules/sessions/index.js';
 import type { Db } from '../../storage/schema.js';
+import type { UserRow } from '../../modules/accounts/index.js';
 import type { Services } from '../../services.js';
 import { csrfOk, csrfRefused, crossSiteRefused, csrfToken } from '../csrf.js';
 import { ALTCHA_ASSETS, AltchaField, challengeWidget, field, FormString } from '../forms.js';
@@ -33,10 +38,8 @@ import { html, notice, sendPage, type SafeHtml } from '../layout.js';
 import { seeOther } from '../session.js';
 import { CONSOLE_COOKIE, CONSOLE_SESSION_MS, operatorOf, type ConsoleAccess, type ConsoleSession } from './access.js';
 
-const NO_ACCESS = 'This account has no access to the operator console. An administrator grants it with `floodgate operators grant EMAIL`.';
-
-/** Failed console sign-ins per account (password or code), before any password work. */
-export const CONSOLE_FAILURE_RULE: LimitRule = { windowMs: 15 * 60_000, limit: 10 };
+/** Any wrong credential, and an account without the grant: one answer (no password oracle). */
+const INCORRECT = 'The email, password or code is incorrect.';
 
 export interface ConsoleUser extends ConsoleSession {
   csrf: string;
@@ -78,10 +81,12 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     const sess = await access.createSession(trx, user.id, ctx, method);
     await s.events.record(trx, 'console.signed_in', user.id, ctx, { method });
     await s.audit.record(trx, operatorOf(user.id, user.email), 'console.sign_in', user.email, `signed in with ${method}`, { ip: ctx.ip });
-    return sess;
+    return { ...sess, device: await s.signIn.rememberDevice(trx, user.id, ctx) };
   };
-  const setCookie = (reply: FastifyReply, token: string) =>
-    reply.setCookie(CONSOLE_COOKIE, token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
+  const setCookie = (reply: FastifyReply, session: { token: string; device: string }) => {
+    reply.setCookie(CONSOLE_COOKIE, session.token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
+    reply.setCookie(DEVICE_COOKIE, session.device, deviceCookieOptions(secure));
+  };
   // The console's JSON routes (the passkey sign-in): same origin only, answered as problem+json.
   const refuseCrossSite = (req: FastifyRequest) => {
     if (!sameOrigin(req, s.config.publicUrl)) throw new AppError('forbidden', 'Cross-site request refused.');
@@ -106,44 +111,40 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     const { email, password } = req.body;
     const otp = (req.body.otp ?? '').trim();
     const ctx = ctxOf(req);
-    const key = `console-fail:${normalizeEmail(email).slice(0, 320)}`;
     const again = (status: number, error: string, extra: { challenge?: unknown } = {}) =>
       sendPage(reply, status, 'Operator console', loginForm({ email, error, ...extra }), extra.challenge ? { ...ALTCHA_ASSETS, scripts: [...ALTCHA_ASSETS.scripts, ...PASSKEY_ASSETS.scripts] } : PASSKEY_ASSETS);
-    const failed = async (error = 'The email, password or code is incorrect.') => {
-      await s.limiter.hit(key, CONSOLE_FAILURE_RULE);
-      return again(401, error);
-    };
+    let user: UserRow;
+    let method: string;
     try {
       await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(email), altcha: req.body.altcha });
+      // The account sign-in's own rule; the grant is checked as part of it, so an account without
+      // it fails (and is counted, and recorded) exactly like a wrong password.
+      // A locked account is refused here even from a trusted device: its console session would not live (access.ts).
+      const admit = async (u: UserRow) => u.locked_at === null && (await access.isOperator(db, u.id));
+      ({ user, method } = await s.signIn.authenticate({ email, password, otp: otp || undefined }, ctx, { where: 'console', admit }));
     } catch (e) {
       if (!isAppError(e)) throw e;
-      if (e.code === 'challenge_required') return again(428, 'One more step: confirm you are not a robot, then sign in again.', { challenge: e.extra?.challenge });
-      if (e.code === 'rate_limited') {
-        for (const [k, v] of Object.entries(e.headers ?? {})) reply.header(k, v);
-        return again(429, 'Too many attempts. Wait a minute, then try again.');
+      switch (e.code) {
+        case 'invalid_credentials':
+          return again(401, INCORRECT);
+        case 'mfa_required':
+          // Only after the right password of an account with the grant.
+          return again(401, 'Enter the one-time code from your authenticator app (or a recovery code), or sign in with your passkey.');
+        case 'challenge_required':
+          return again(428, 'One more step: confirm you are not a robot, then sign in again.', { challenge: e.extra?.challenge });
+        case 'rate_limited':
+          for (const [k, v] of Object.entries(e.headers ?? {})) reply.header(k, v);
+          return again(429, 'Too many attempts. Wait a while, then try again.');
+        default:
+          throw e;
       }
-      throw e;
     }
-    // Checked before the password: a locked-out guesser learns nothing and costs us nothing.
-    if ((await s.limiter.peek(key, CONSOLE_FAILURE_RULE)) + 1 > CONSOLE_FAILURE_RULE.limit) return again(429, 'Too many failed attempts for this account. Wait 15 minutes, then try again.');
-    const { user, ok } = await s.accounts.verifyCredentials(email, password, ctx);
-    if (!user || !ok || user.locked_at !== null) return failed();
-    if (!(await access.isOperator(db, user.id))) return failed(NO_ACCESS);
-    if (!(await s.mfa.factors.enabled(db, user.id))) {
+    // Right password, with the grant, but no second factor at all: say what to do.
+    if (method === 'password') {
       return again(403, 'The console needs two-step verification on your account. Sign in at /login, turn on an authenticator app on your security page, then come back.');
     }
-    if (!otp) return again(401, 'Enter the one-time code from your authenticator app (or a recovery code), or sign in with your passkey.');
-    let method: 'totp' | 'recovery_code' | null;
-    try {
-      method = await db.transaction().execute((trx) => s.secondFactor.verify(trx, user.id, otp, ctx));
-    } catch (e) {
-      if (isAppError(e) && e.code === 'rate_limited') return again(429, 'Too many wrong codes. Wait a few minutes, then try again.');
-      throw e;
-    }
-    if (!method) return failed();
-    await s.limiter.reset(key);
-    const session = await db.transaction().execute((trx) => openSession(trx, user, ctx, `password+${method}`));
-    setCookie(reply, session.token);
+    const session = await db.transaction().execute((trx) => openSession(trx, user, ctx, method));
+    setCookie(reply, session);
     return seeOther(reply, '/console');
   });
 
@@ -163,7 +164,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
   app.post('/console/login/passkey', {
     schema: {
       tags: ['console'], summary: 'Console: sign in with a passkey',
-      description: 'Verifies the assertion for a challenge from POST /console/login/passkey/options and, for an account with the console grant, sets the console cookie (204). One generic 401 for any passkey failure; 403 for an account without the grant; 428 or 429 from the sign-in guard.',
+      description: 'Verifies the assertion for a challenge from POST /console/login/passkey/options and, for an account with the console grant, sets the console cookie (204). One generic 401 for any passkey failure and for an account without the grant (or locked); 403 cross-site; 428 or 429 from the sign-in guard.',
       body: Type.Object({ response: AuthenticationResponse }, { additionalProperties: false }),
       response: { 204: Type.Null(), ...problems(400, 401, 403, 428, 429) },
     },
@@ -173,10 +174,14 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     const ctx = ctxOf(req);
     // Per source, as every sign-in (a passkey names no account before it is verified).
     await s.guard.enforce('signin', { ip: ctx.ip });
-    const { value: session } = await s.mfa.passkeys.assertion(assertionOf(req.body.response), ctx, 'console', async (trx, user) =>
-      ((await access.isOperator(trx, user.id)) ? openSession(trx, user, ctx, 'passkey') : null));
-    if (!session) throw new AppError('forbidden', NO_ACCESS);
-    setCookie(reply, session.token);
+    const { user, value: session } = await s.mfa.passkeys.assertion(assertionOf(req.body.response), ctx, 'console', async (trx, u) =>
+      ((await access.isOperator(trx, u.id)) && u.locked_at === null ? openSession(trx, u, ctx, 'passkey') : null));
+    if (!session) {
+      // The passkey's one generic failure, not a 403 of its own: the console does not tell who has the grant.
+      await s.events.record(db, 'signin.failed', user.id, ctx, { reason: user.locked_at === null ? 'no_access' : 'locked', where: 'console' });
+      throw new AppError('invalid_credentials', 'The passkey could not be verified. Try again.');
+    }
+    setCookie(reply, session);
     return reply.code(204).send(null);
   });
 

@@ -7,7 +7,6 @@ import { liveRoutes } from './live.js';
 import { consolePages } from './pages.js';
 
 export { ConsoleAccess, CONSOLE_COOKIE, CONSOLE_IDLE_MS, CONSOLE_SESSION_MS, grantedOperatorIds, operatorOf, type ConsoleOperator, type ConsoleSession, type GrantView } from './access.js';
-export { CONSOLE_FAILURE_RULE } from './auth.js';
 export { LiveSampler, TICK_MS, type LiveSample } from './live.js';
 
 export function consoleAccess(s: Services): ConsoleAccess {
