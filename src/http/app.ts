@@ -18,6 +18,7 @@ import type { Services } from '../services.js';
 import { sendProblem, toAppError } from './problem.js';
 import { clientIp } from './context.js';
 import { requireOperator } from './auth.js';
+import { decorateCookies } from './cookies.js';
 import { accountsRoutes } from '../modules/accounts/routes.js';
 import { sessionsRoutes } from '../modules/sessions/routes.js';
 import { incidentsRoutes } from '../modules/incidents/routes.js';
@@ -134,6 +135,7 @@ export async function buildApp(services: Services, plugins: RoutePlugin[] = []):
   });
 
   await app.register(cookie);
+  decorateCookies(app, config.publicUrl.startsWith('https:'));
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
 
   // JSON (and forms for the hosted pages) only: a text/plain body is a 415, not a string to validate.

@@ -8,7 +8,8 @@ import { AppError } from '../kernel/errors.js';
 import type { Operator } from '../modules/operators/index.js';
 import type { ActiveSession } from '../modules/sessions/index.js';
 import type { Services } from '../services.js';
-import { ctxOf, SESSION_COOKIE } from './context.js';
+import { ctxOf } from './context.js';
+import { readCookie } from './cookies.js';
 
 export interface Principal extends ActiveSession {
   via: 'bearer' | 'cookie';
@@ -45,7 +46,7 @@ export async function authenticateUser(s: Services, req: FastifyRequest): Promis
     const a = await s.sessions.authenticate(b);
     p = a && { ...a, via: 'bearer' };
   } else {
-    const c = req.cookies?.[SESSION_COOKIE];
+    const c = readCookie(req, 'session');
     if (c) {
       const a = await s.sessions.authenticate(c);
       p = a && { ...a, via: 'cookie' };

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestContext } from '../kernel/context.js';
+import { cookieName, readCookie } from './cookies.js';
 
 const IP = Symbol('floodgate.clientIp');
 
@@ -15,19 +16,19 @@ export function clientIp(req: FastifyRequest): string | null {
 
 export function ctxOf(req: FastifyRequest): RequestContext {
   const ua = req.headers['user-agent'];
-  const device = req.cookies?.[DEVICE_COOKIE];
+  const device = readCookie(req, 'device');
   const ctx: RequestContext = { requestId: req.id, ip: clientIp(req), userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
   if (typeof device === 'string' && device) ctx.device = device;
   return ctx;
 }
 
-export const SESSION_COOKIE = 'floodgate_session';
+/** The session cookie's name on http (on https it is `__Host-floodgate_session`: see cookies.ts). */
+export const SESSION_COOKIE = cookieName('session', false);
 /**
  * The long-lived device cookie set on each successful sign-in (OWASP "device cookies"; see
- * src/modules/sessions/devices.ts). One constant, so it can become `__Host-floodgate_device` on
- * https (Path=/ and Secure are already how it is set, and it never has a Domain).
+ * src/modules/sessions/devices.ts), named as on http (`__Host-floodgate_device` on https).
  */
-export const DEVICE_COOKIE = 'floodgate_device';
+export const DEVICE_COOKIE = cookieName('device', false);
 
 /** Pages and answers that carry tokens: never cached, never leaked through Referer. */
 export function noStore(reply: FastifyReply): void {

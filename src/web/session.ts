@@ -3,8 +3,8 @@
  * POST /api/v1/sessions sets it. Pages read the cookie only (a page never takes a bearer token).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DEVICE_COOKIE, SESSION_COOKIE } from '../http/context.js';
-import { deviceCookieOptions, type ActiveSession } from '../modules/sessions/index.js';
+import { clearCookie, readCookie, writeCookie } from '../http/cookies.js';
+import { DEVICE_COOKIE_OPTIONS, type ActiveSession } from '../modules/sessions/index.js';
 import type { Services } from '../services.js';
 import { csrfToken } from './csrf.js';
 
@@ -17,7 +17,7 @@ const cache = new WeakMap<FastifyRequest, PageUser | null>();
 /** The live session behind the cookie, with its CSRF token; null when signed out. */
 export async function pageUser(s: Services, req: FastifyRequest): Promise<PageUser | null> {
   if (cache.has(req)) return cache.get(req)!;
-  const c = req.cookies?.[SESSION_COOKIE];
+  const c = readCookie(req, 'session');
   const a = c ? await s.sessions.authenticate(c) : null;
   const u = a && { ...a, csrf: csrfToken(s.box.key, a.session.id) };
   cache.set(req, u);
@@ -25,17 +25,16 @@ export async function pageUser(s: Services, req: FastifyRequest): Promise<PageUs
 }
 
 export function setSessionCookie(s: Services, reply: FastifyReply, token: string): void {
-  const secure = s.config.publicUrl.startsWith('https:');
-  reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
+  writeCookie(reply, 'session', token, { sameSite: 'lax', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
 }
 
 /** The device cookie a sign-in returned (modules/sessions/devices.ts); kept on sign-out: it names the browser, not a session. */
 export function setDeviceCookie(s: Services, reply: FastifyReply, value: string): void {
-  reply.setCookie(DEVICE_COOKIE, value, deviceCookieOptions(s.config.publicUrl.startsWith('https:')));
+  writeCookie(reply, 'device', value, DEVICE_COOKIE_OPTIONS);
 }
 
 export function clearSessionCookie(reply: FastifyReply): void {
-  reply.clearCookie(SESSION_COOKIE, { path: '/' });
+  clearCookie(reply, 'session');
 }
 
 /** POST-redirect-GET: 303 to a path on this site. */

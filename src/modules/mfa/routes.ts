@@ -7,10 +7,11 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simp
 import type { FastifyRequest } from 'fastify';
 import type { App } from '../../http/app.js';
 import { requireUser } from '../../http/auth.js';
-import { ctxOf, DEVICE_COOKIE, noStore, SESSION_COOKIE } from '../../http/context.js';
+import { ctxOf, noStore } from '../../http/context.js';
+import { writeCookie } from '../../http/cookies.js';
 import { Email, Password, problems } from '../../http/schemas.js';
 import type { Services } from '../../services.js';
-import { deviceCookieOptions } from '../sessions/index.js';
+import { DEVICE_COOKIE_OPTIONS } from '../sessions/index.js';
 import type { Actor } from './model.js';
 
 const TAGS = ['mfa'];
@@ -72,7 +73,6 @@ async function actorOf(s: Services, req: FastifyRequest): Promise<Actor> {
 
 export async function mfaRoutes(app: App, s: Services): Promise<void> {
   const { mfa } = s;
-  const secure = s.config.publicUrl.startsWith('https:');
 
   app.get('/api/v1/me/mfa', {
     schema: {
@@ -237,8 +237,8 @@ export async function mfaRoutes(app: App, s: Services): Promise<void> {
     },
   }, async (req, reply) => {
     const r = await mfa.passkeys.authenticate(assertionOf(req.body.response), ctxOf(req));
-    reply.setCookie(SESSION_COOKIE, r.token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
-    reply.setCookie(DEVICE_COOKIE, r.device, deviceCookieOptions(secure));
+    writeCookie(reply, 'session', r.token, { sameSite: 'lax', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
+    writeCookie(reply, 'device', r.device, DEVICE_COOKIE_OPTIONS);
     noStore(reply);
     return reply.code(201).send({ token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), sessionId: r.sessionId });
   });

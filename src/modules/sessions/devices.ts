@@ -19,6 +19,7 @@ import { DAY } from '../../kernel/clock.js';
 import { mintToken, parseToken, secretMatches } from '../../kernel/crypto.js';
 import { prepared } from '../../storage/prepared.js';
 import type { Db } from '../../storage/schema.js';
+import type { CookieOptions } from '../../http/cookies.js';
 
 /** How long a device stays known after its last sign-in (browsers cap cookies at 400 days). */
 export const DEVICE_TTL_MS = 365 * DAY;
@@ -34,9 +35,7 @@ const SEPARATOR = '~';
  * SameSite=Lax, Path=/ (sign-in pages, the API, the console), Secure on https, for as long as the
  * device is remembered.
  */
-export function deviceCookieOptions(secure: boolean) {
-  return { httpOnly: true, secure, sameSite: 'lax' as const, path: '/', maxAge: Math.floor(DEVICE_TTL_MS / 1000) };
-}
+export const DEVICE_COOKIE_OPTIONS: CookieOptions = { sameSite: 'lax', maxAge: Math.floor(DEVICE_TTL_MS / 1000) };
 
 /** The tokens in a cookie value, newest first; junk is dropped, never an error. */
 export function parseDeviceCookie(raw: string | null | undefined): { id: string; secret: string; token: string }[] {

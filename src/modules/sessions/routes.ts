@@ -1,12 +1,13 @@
 import { Type } from 'typebox';
 import type { App } from '../../http/app.js';
 import { requireUser } from '../../http/auth.js';
-import { ctxOf, DEVICE_COOKIE, SESSION_COOKIE } from '../../http/context.js';
+import { ctxOf } from '../../http/context.js';
+import { clearCookie, writeCookie } from '../../http/cookies.js';
 import { Altcha, Email, Password, problems } from '../../http/schemas.js';
 import { normalizeEmail } from '../../kernel/email.js';
 import { AppError } from '../../kernel/errors.js';
 import type { Services } from '../../services.js';
-import { deviceCookieOptions } from './devices.js';
+import { DEVICE_COOKIE_OPTIONS } from './devices.js';
 
 const SessionSchema = Type.Object({
   id: Type.String(), current: Type.Boolean(), device: Type.String(), ip: Type.Union([Type.String(), Type.Null()]),
@@ -14,7 +15,6 @@ const SessionSchema = Type.Object({
 });
 
 export async function sessionsRoutes(app: App, s: Services): Promise<void> {
-  const secure = s.config.publicUrl.startsWith('https:');
 
   app.post('/api/v1/sessions', {
     schema: {
@@ -27,8 +27,8 @@ export async function sessionsRoutes(app: App, s: Services): Promise<void> {
     const ctx = ctxOf(req);
     await s.guard.enforce('signin', { ip: ctx.ip, target: normalizeEmail(req.body.email), altcha: req.body.altcha });
     const r = await s.signIn.signIn(req.body, ctx);
-    reply.setCookie(SESSION_COOKIE, r.token, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
-    reply.setCookie(DEVICE_COOKIE, r.device, deviceCookieOptions(secure));
+    writeCookie(reply, 'session', r.token, { sameSite: 'lax', maxAge: Math.floor(s.config.sessionAbsoluteMs / 1000) });
+    writeCookie(reply, 'device', r.device, DEVICE_COOKIE_OPTIONS);
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({ token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), sessionId: r.sessionId });
   });
@@ -51,7 +51,7 @@ export async function sessionsRoutes(app: App, s: Services): Promise<void> {
     const id = req.params.id === 'current' ? p.session.id : req.params.id;
     const ok = await s.sessions.revoke(p.userId, id, ctxOf(req), id === p.session.id ? 'signout' : 'user');
     if (!ok) throw new AppError('not_found', 'No live session of yours has this id.');
-    if (id === p.session.id) reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    if (id === p.session.id) clearCookie(reply, 'session');
     return reply.code(204).send(null);
   });
 
@@ -65,7 +65,7 @@ export async function sessionsRoutes(app: App, s: Services): Promise<void> {
     const p = await requireUser(s, req);
     if (req.query.scope === 'current') {
       await s.sessions.revoke(p.userId, p.session.id, ctxOf(req), 'signout');
-      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      clearCookie(reply, 'session');
       return { revoked: 1 };
     }
     return { revoked: await s.sessions.revokeOthers(p.userId, p.session.id, ctxOf(req)) };

@@ -18,8 +18,10 @@ import { AppError } from '../../kernel/errors.js';
 import type { AccountsService } from '../../modules/accounts/index.js';
 import type { AuditLog } from '../../modules/incidents/index.js';
 import type { Database, Db } from '../../storage/schema.js';
+import { cookieName } from '../../http/cookies.js';
 
-export const CONSOLE_COOKIE = 'floodgate_console';
+/** The console cookie's name on http (`__Host-floodgate_console`, Path=/, on https: http/cookies.ts). */
+export const CONSOLE_COOKIE = cookieName('console', false);
 export const CONSOLE_SESSION_MS = 12 * HOUR;
 /** A console session unused this long ends (the absolute 12 hours still apply). */
 export const CONSOLE_IDLE_MS = 30 * MINUTE;

@@ -21,13 +21,14 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { App } from '../../http/app.js';
 import { sameOrigin } from '../../http/auth.js';
-import { ctxOf, DEVICE_COOKIE, noStore } from '../../http/context.js';
+import { ctxOf, noStore } from '../../http/context.js';
+import { clearCookie, readCookie, writeCookie } from '../../http/cookies.js';
 import { normalizeEmail } from '../../kernel/email.js';
 import { AppError, isAppError } from '../../kernel/errors.js';
 import { problems } from '../../http/schemas.js';
 import { AuthenticationResponse, Options as PasskeyOptions, assertionOf } from '../../modules/mfa/routes.js';
 import type { RequestContext } from '../../kernel/context.js';
-import { deviceCookieOptions } from '../../modules/sessions/index.js';
+import { DEVICE_COOKIE_OPTIONS } from '../../modules/sessions/index.js';
 import type { Db } from '../../storage/schema.js';
 import type { UserRow } from '../../modules/accounts/index.js';
 import type { Services } from '../../services.js';
@@ -36,7 +37,7 @@ import { ALTCHA_ASSETS, AltchaField, challengeWidget, field, FormString } from '
 import { PASSKEY_ASSETS } from '../account-pages.js';
 import { html, notice, sendPage, type SafeHtml } from '../layout.js';
 import { seeOther } from '../session.js';
-import { CONSOLE_COOKIE, CONSOLE_SESSION_MS, operatorOf, type ConsoleAccess, type ConsoleSession } from './access.js';
+import { CONSOLE_SESSION_MS, operatorOf, type ConsoleAccess, type ConsoleSession } from './access.js';
 
 /** Any wrong credential, and an account without the grant: one answer (no password oracle). */
 const INCORRECT = 'The email, password or code is incorrect.';
@@ -49,7 +50,7 @@ const cache = new WeakMap<FastifyRequest, ConsoleUser | null>();
 
 export async function consoleUser(s: Services, access: ConsoleAccess, req: FastifyRequest): Promise<ConsoleUser | null> {
   if (cache.has(req)) return cache.get(req)!;
-  const c = await access.authenticate(req.cookies?.[CONSOLE_COOKIE]);
+  const c = await access.authenticate(readCookie(req, 'console'));
   const u = c && { ...c, csrf: csrfToken(s.box.key, c.id, 'console') };
   cache.set(req, u);
   return u;
@@ -73,7 +74,6 @@ ${o.challenge ? challengeWidget(o.challenge) : ''}
 }
 
 export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAccess): Promise<void> {
-  const secure = s.config.publicUrl.startsWith('https:');
   const db = s.storage.db;
   // The end of every console sign-in, whatever proved it: the session, recorded on the account
   // and in the audit log, in the caller's transaction.
@@ -84,8 +84,8 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
     return { ...sess, device: await s.signIn.rememberDevice(trx, user.id, ctx) };
   };
   const setCookie = (reply: FastifyReply, session: { token: string; device: string }) => {
-    reply.setCookie(CONSOLE_COOKIE, session.token, { httpOnly: true, secure, sameSite: 'strict', path: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
-    reply.setCookie(DEVICE_COOKIE, session.device, deviceCookieOptions(secure));
+    writeCookie(reply, 'console', session.token, { sameSite: 'strict', httpPath: '/console', maxAge: Math.floor(CONSOLE_SESSION_MS / 1000) });
+    writeCookie(reply, 'device', session.device, DEVICE_COOKIE_OPTIONS);
   };
   // The console's JSON routes (the passkey sign-in): same origin only, answered as problem+json.
   const refuseCrossSite = (req: FastifyRequest) => {
@@ -195,7 +195,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
       await access.revokeSession(u.id);
       await s.audit.record(db, u.operator, 'console.sign_out', u.email, 'signed out');
     }
-    reply.clearCookie(CONSOLE_COOKIE, { path: '/console' });
+    clearCookie(reply, 'console', { httpPath: '/console' });
     return seeOther(reply, '/console/login?signed_out=1');
   });
 }

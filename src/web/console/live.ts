@@ -10,7 +10,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../../http/app.js';
 import { FLOWS } from '../../modules/guard/index.js';
 import type { Services } from '../../services.js';
-import { CONSOLE_COOKIE, type ConsoleAccess } from './access.js';
+import { readCookie } from '../../http/cookies.js';
+import { type ConsoleAccess } from './access.js';
 
 export const TICK_MS = 2000;
 const MAX_STREAMS = 32;
@@ -122,7 +123,7 @@ export async function liveRoutes(app: App, s: Services, access: ConsoleAccess): 
 
   app.get('/console/events', { schema: { tags: ['console'], summary: 'Console: live figures as Server-Sent Events (one `sample` event every 2 s)' } }, async (req: FastifyRequest, reply: FastifyReply) => {
     // The feed is not activity: an open overview must not keep an unattended console signed in.
-    const u = await access.authenticate(req.cookies?.[CONSOLE_COOKIE], { touch: false });
+    const u = await access.authenticate(readCookie(req, 'console'), { touch: false });
     if (!u) return reply.code(401).header('cache-control', 'no-store').type('text/plain; charset=utf-8').send('Sign in to the console first.\n');
     if (open.size >= MAX_STREAMS) return reply.code(503).header('retry-after', '10').type('text/plain; charset=utf-8').send('Too many live views are open.\n');
     const sampler = new LiveSampler(s);
@@ -137,7 +138,7 @@ export async function liveRoutes(app: App, s: Services, access: ConsoleAccess): 
       try {
         if (Date.now() - lastCheck >= RECHECK_MS) {
           lastCheck = Date.now();
-          if (!(await access.authenticate(req.cookies?.[CONSOLE_COOKIE], { touch: false }))) return end();
+          if (!(await access.authenticate(readCookie(req, 'console'), { touch: false }))) return end();
         }
         const sample = await sampler.sample();
         res.write(`event: sample\ndata: ${JSON.stringify(sample)}\n\n`);
