@@ -69,13 +69,16 @@ describe('TOTP (RFC 6238)', () => {
 });
 
 describe('recovery codes', () => {
-  it('are 10 distinct codes of 16 base32 characters (80 bits), hashed with the account as salt', () => {
+  it('are 10 distinct codes of 24 base32 characters (120 bits: ASVS 6.5.2), hashed with the account as salt', () => {
     const codes = newRecoveryCodes();
     expect(codes).toHaveLength(10);
     expect(new Set(codes).size).toBe(10);
-    for (const c of codes) expect(c).toMatch(/^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$/);
+    for (const c of codes) expect(c).toMatch(/^(?:[a-z2-7]{4}-){5}[a-z2-7]{4}$/);
     const n = normalizeRecoveryCode(codes[0]!)!;
-    expect(n).toHaveLength(16);
+    expect(n).toHaveLength(24);
+    // Codes issued before (16 characters, 80 bits) still work until their owner makes new ones.
+    expect(normalizeRecoveryCode('abcd-efgh-ijkl-mnop')).toBe('abcdefghijklmnop');
+    expect(normalizeRecoveryCode('abcd-efgh-ijkl-mnop-qrst')).toBeNull();
     expect(normalizeRecoveryCode(codes[0]!.toUpperCase().replace(/-/g, ' '))).toBe(n);
     expect(hashRecoveryCode('u1', n)).toMatch(/^[0-9a-f]{64}$/);
     expect(hashRecoveryCode('u1', n)).not.toBe(hashRecoveryCode('u2', n));
