@@ -27,7 +27,7 @@ import type { SecurityEvents } from '../incidents/index.js';
 import type { Outbox } from '../notifications/index.js';
 import { HashPopulation } from './hash-population.js';
 import { MAX_PASSWORD_BYTES, type PasswordHasher } from './password-hasher.js';
-import { checkPassword, PASSWORD_PROBLEM_TEXT, type BreachedPasswords } from './password-policy.js';
+import { checkPassword, contextWords, PASSWORD_PROBLEM_TEXT, type BreachedPasswords, type PasswordProblem } from './password-policy.js';
 import { accountsStore, type UserRow } from './store.js';
 
 export const VERIFICATION_TTL_MS = 30 * MINUTE;
@@ -86,11 +86,19 @@ export class AccountsService {
     this.passwordHooks.push(hook);
   }
 
+  /**
+   * The password rules for a new password of the account with this (normalised) address: the one
+   * check that sign-up, operator creation, import, reset and change all make.
+   */
+  passwordProblem(password: string, emailNormalized: string | null): Promise<PasswordProblem | null> {
+    return checkPassword(password, emailNormalized, this.d.breached, contextWords(this.d.publicUrl, emailNormalized));
+  }
+
   /** Validates email and password; returns the normalised email or throws a 400. */
   async validateNew(email: string, password: string): Promise<string> {
     const normalized = normalizeEmail(email);
     if (!isPlausibleEmail(normalized)) throw new AppError('invalid_request', 'Enter a valid email address.', { extra: { errors: [{ field: 'email', message: 'Enter a valid email address.' }] } });
-    const problem = await checkPassword(password, normalized, this.d.breached);
+    const problem = await this.passwordProblem(password, normalized);
     if (problem) throw new AppError('weak_password', PASSWORD_PROBLEM_TEXT[problem], { extra: { reason: problem, errors: [{ field: 'password', message: PASSWORD_PROBLEM_TEXT[problem] }] } });
     return normalized;
   }
@@ -222,7 +230,7 @@ export class AccountsService {
       if (problem) return problem;
       hash = input.passwordHash;
     } else if (typeof input.password === 'string') {
-      const problem = await checkPassword(input.password, normalized, this.d.breached);
+      const problem = await this.passwordProblem(input.password, normalized);
       if (problem) return `password: ${PASSWORD_PROBLEM_TEXT[problem]}`;
       hash = await this.d.hasher.hash(input.password);
     } else return 'password or passwordHash is required';

@@ -11,7 +11,7 @@ import type { Clock } from '../../kernel/clock.js';
 import type { RequestContext } from '../../kernel/context.js';
 import { AppError } from '../../kernel/errors.js';
 import type { Database } from '../../storage/schema.js';
-import { checkPassword, PASSWORD_PROBLEM_TEXT, type AccountsService, type BreachedPasswords, type PasswordHasher } from '../accounts/index.js';
+import { PASSWORD_PROBLEM_TEXT, type AccountsService, type BreachedPasswords, type PasswordHasher } from '../accounts/index.js';
 import type { SecurityEvents } from '../incidents/index.js';
 import type { Outbox } from '../notifications/index.js';
 import { describeDevice, type SessionsService } from '../sessions/index.js';
@@ -37,7 +37,7 @@ export class PasswordChange {
     await this.d.mfa.confirmPassword(actor.userId, input.current, ctx);
     const user = await this.d.accounts.findById(actor.userId);
     if (!user) throw new AppError('unauthenticated');
-    const problem = await checkPassword(input.password, user.email_normalized, this.d.breached);
+    const problem = await this.d.accounts.passwordProblem(input.password, user.email_normalized);
     if (problem) {
       throw new AppError('weak_password', PASSWORD_PROBLEM_TEXT[problem], { extra: { reason: problem, errors: [{ field: 'password', message: PASSWORD_PROBLEM_TEXT[problem] }] } });
     }
