@@ -57,8 +57,12 @@ export interface SignInResult {
 export interface SignInPlace {
   /** Recorded with failures. */
   where?: 'console';
-  /** Whether the proven account may sign in here (the console: the grant). No is answered as a wrong password. */
-  admit?: (user: UserRow) => Promise<boolean>;
+  /**
+   * Whether the account may sign in here (the console: the grant); no is answered as a wrong
+   * password. Asked on every attempt, for an unknown address (null) and a wrong password too, so
+   * its query does not time which passwords were right.
+   */
+  admit?: (user: UserRow | null) => Promise<boolean>;
 }
 
 export interface Authenticated {
@@ -97,11 +101,12 @@ export class SignInFlow {
       throw new AppError('rate_limited', 'Too many sign-in attempts. Try again later.', { headers: { 'retry-after': String(Math.max(1, Math.ceil(wait))) } });
     }
     const { user, ok } = await this.d.accounts.verifyCredentials(input.email, input.password, ctx);
+    const admitted = place.admit ? await place.admit(user) : true;
     const reason: FailReason | null = !user || !ok ? 'password'
       : user.email_verified_at === null ? 'unverified'
       // The lock stops strangers' guessing; a browser the owner already signed in from is not a stranger.
       : user.locked_at !== null && !device ? 'locked'
-      : place.admit && !(await place.admit(user)) ? 'no_access'
+      : !admitted ? 'no_access'
       : null;
     if (reason) {
       await this.failed(key, user, reason, ctx, opts, place);

@@ -120,7 +120,7 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
       // The account sign-in's own rule; the grant is checked as part of it, so an account without
       // it fails (and is counted, and recorded) exactly like a wrong password.
       // A locked account is refused here even from a trusted device: its console session would not live (access.ts).
-      const admit = async (u: UserRow) => u.locked_at === null && (await access.isOperator(db, u.id));
+      const admit = async (u: UserRow | null) => (await access.isOperator(db, u?.id ?? '')) && u !== null && u.locked_at === null;
       ({ user, method } = await s.signIn.authenticate({ email, password, otp: otp || undefined }, ctx, { where: 'console', admit }));
     } catch (e) {
       if (!isAppError(e)) throw e;
