@@ -308,6 +308,17 @@ export function configWarnings(c: Config): string[] {
   return out;
 }
 
+/** Every problem `env` has, without throwing: empty when it is a valid configuration. */
+export function configProblems(env: Record<string, string | undefined>): string[] {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+}
+
 export function decodeKey(raw: string): Buffer | null {
   const s = raw.trim();
   if (/^[0-9a-fA-F]{64}$/.test(s)) return Buffer.from(s, 'hex');

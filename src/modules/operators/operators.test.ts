@@ -5,20 +5,10 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, configWarnings, loadConfig } from '../../config/schema.js';
+import { configProblems as problems, configWarnings, loadConfig } from '../../config/schema.js';
 import { MINUTE, SECOND } from '../../kernel/clock.js';
 import { ADMIN_TOKEN, DIALECTS, makeHarness, type Harness } from '../../../test/helpers/harness.js';
 import { from } from '../../../test/helpers/recovery.js';
-
-const problems = (env: Record<string, string>): string[] => {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-};
 
 describe('the bootstrap admin token', () => {
   const long = 'x'.repeat(31) + 'y';
