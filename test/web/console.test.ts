@@ -116,6 +116,12 @@ describe.each(DIALECTS)('operator console on %s', (dialect) => {
     expect(String(refused.headers['set-cookie'] ?? '')).not.toContain(CONSOLE_COOKIE);
 
     await consoleAccess(h.s).grant(email, CLI, 'test');
+    // While the sign-in flow asks for proof of work (a stuffing flood), a passkey still opens the
+    // console: the passkey script cannot solve a challenge, and an assertion cannot be stuffed.
+    await h.s.guard.override('signin', 'challenge', 'test');
+    const duringFlood = await consoleTry();
+    expect(duringFlood.status).toBe(204);
+    await h.s.guard.override('signin', null, 'test');
     const ok = await consoleTry();
     expect(ok.status).toBe(204);
     const set = ([] as string[]).concat(ok.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${CONSOLE_COOKIE}=`))!;

@@ -164,16 +164,18 @@ export async function consoleAuthRoutes(app: App, s: Services, access: ConsoleAc
   app.post('/console/login/passkey', {
     schema: {
       tags: ['console'], summary: 'Console: sign in with a passkey',
-      description: 'Verifies the assertion for a challenge from POST /console/login/passkey/options and, for an account with the console grant, sets the console cookie (204). One generic 401 for any passkey failure and for an account without the grant (or locked); 403 cross-site; 428 or 429 from the sign-in guard.',
+      description: 'Verifies the assertion for a challenge from POST /console/login/passkey/options and, for an account with the console grant, sets the console cookie (204). One generic 401 for any passkey failure and for an account without the grant (or locked); 403 cross-site; 429 past the passkey limits (per source and network). Never 428: a passkey needs no proof of work.',
       body: Type.Object({ response: AuthenticationResponse }, { additionalProperties: false }),
-      response: { 204: Type.Null(), ...problems(400, 401, 403, 428, 429) },
+      response: { 204: Type.Null(), ...problems(400, 401, 403, 429) },
     },
   }, async (req, reply) => {
     noStore(reply);
     refuseCrossSite(req);
     const ctx = ctxOf(req);
-    // Per source, as every sign-in (a passkey names no account before it is verified).
-    await s.guard.enforce('signin', { ip: ctx.ip });
+    // No proof of work here, as for the account's passkey sign-in: an assertion cannot be guessed
+    // or stuffed (limits per /64 and network hold the ceremonies), and a 428 the passkey script
+    // cannot solve would shut operators out of the console exactly while a stuffing flood has
+    // the sign-in flow challenged.
     const { user, value: session } = await s.mfa.passkeys.assertion(assertionOf(req.body.response), ctx, 'console', async (trx, u) =>
       ((await access.isOperator(trx, u.id)) && u.locked_at === null ? openSession(trx, u, ctx, 'passkey') : null));
     if (!session) {
