@@ -29,7 +29,7 @@ export interface Budget {
   perHour: number;
 }
 
-const PROTECTIVE = new Set(['password_changed', 'new_signin', 'mfa_changed', 'email_changed']);
+const PROTECTIVE = new Set(['password_changed', 'new_signin', 'second_factor_failed', 'mfa_changed', 'email_changed']);
 
 /** Budgets per message type and cause kind; `*` is the default for a type or a cause. */
 export function budgetFor(type: string, causeKind: string): Budget {

@@ -33,6 +33,28 @@ describe.each(DIALECTS)('TOTP and recovery codes on %s', (dialect) => {
     return { userId, token, secret: en.json.secret as string, uri: en.json.uri as string, codes: conf.json.recoveryCodes as string[] };
   }
 
+  it('tells the owner, once a day, when the right password came with a wrong code (their password is known)', async () => {
+    const email = 'known-password@example.test';
+    const { userId, secret } = await enrolled(email);
+    const notices = async () => (await h.s.storage.db.selectFrom('outbox').select(['type', 'recipient', 'lane']).where('user_id', '=', userId).where('type', '=', 'second_factor_failed').execute());
+    // A wrong password with a wrong code tells nothing: no notice.
+    expect((await call(h.app, 'POST', '/api/v1/sessions', { email, password: 'not the password at all', otp: '000000' })).status).toBe(401);
+    expect(await notices()).toEqual([]);
+    // The right password, a wrong code: refused, and the owner hears of it, in the protective lane.
+    const wrong = codeAt(secret, h.clock.now()) === '000000' ? '111111' : '000000';
+    const r = await call(h.app, 'POST', '/api/v1/sessions', { email, password: PW, otp: wrong });
+    expect(r.status).toBe(401);
+    expect(await notices()).toEqual([{ type: 'second_factor_failed', recipient: email, lane: 'priority' }]);
+    // Again the same day: still one notice (no inbox bomb for whoever holds the password).
+    h.clock.advance(MINUTE);
+    expect((await call(h.app, 'POST', '/api/v1/sessions', { email, password: PW, otp: wrong })).status).toBe(401);
+    expect(await notices()).toHaveLength(1);
+    // The right code signs in and sends nothing of the kind.
+    h.clock.advance(MINUTE);
+    expect((await call(h.app, 'POST', '/api/v1/sessions', { email, password: PW, otp: codeAt(secret, h.clock.now()) })).status).toBe(201);
+    expect(await notices()).toHaveLength(1);
+  });
+
   it('enrols an authenticator app, confirms it, and signs in with a code made by otpauth', async () => {
     const email = 'totp@example.test';
     await createUser(h, email, PW);

@@ -6,6 +6,7 @@ export const MESSAGE_TYPES = [
   'password_changed',
   'reset_prompt',
   'new_signin',
+  'second_factor_failed',
   'mfa_changed',
   'email_changed',
   'broadcast',
@@ -22,7 +23,7 @@ export type Channel = 'email' | 'inbox' | 'webhook';
  */
 export type Lane = 'priority' | 'normal' | 'bulk';
 
-const PRIORITY: ReadonlySet<MessageType> = new Set(['password_changed', 'new_signin', 'mfa_changed', 'email_changed']);
+const PRIORITY: ReadonlySet<MessageType> = new Set(['password_changed', 'new_signin', 'second_factor_failed', 'mfa_changed', 'email_changed']);
 
 export function laneOf(type: MessageType): Lane {
   if (PRIORITY.has(type)) return 'priority';

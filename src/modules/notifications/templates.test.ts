@@ -13,6 +13,7 @@ const SAMPLES: Record<MessageType, { data: Record<string, unknown>; secret?: Rec
   password_changed: { data: { email: 'ada@example.test', at: AT, device: 'Firefox 128 on Linux', ip: '198.51.100.7' } },
   reset_prompt: { data: { requestedAt: AT, ip: '198.51.100.7' } },
   new_signin: { data: { device: 'Chrome 120 on macOS', ip: '198.51.100.7', at: AT }, secret: { revokeLink: `${PUBLIC}/sessions/revoke?token=${TOKEN}` } },
+  second_factor_failed: { data: { device: 'Chrome 120 on macOS', ip: '198.51.100.7', at: AT } },
   mfa_changed: { data: { change: 'totp_enabled', at: AT } },
   email_changed: { data: { oldEmail: 'old@example.test', newEmail: 'new@example.test', at: AT } },
   broadcast: { data: { subject: 'Reset emails you did not ask for', text: 'Some of you received reset emails.\n\nYour accounts are safe.' } },

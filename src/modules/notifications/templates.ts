@@ -33,6 +33,7 @@ export interface TemplateData {
   password_changed: { email: string; at: string; device?: string; ip?: string };
   reset_prompt: { requestedAt: string; ip?: string };
   new_signin: { device: string; ip?: string; at: string };
+  second_factor_failed: { device: string; ip?: string; at: string };
   mfa_changed: { change: string; at: string };
   email_changed: { oldEmail: string; newEmail: string; at: string };
   broadcast: { subject: string; text: string };
@@ -47,6 +48,7 @@ export interface TemplateSecrets {
   password_changed: null;
   reset_prompt: null;
   new_signin: { revokeLink?: string } | null;
+  second_factor_failed: null;
   mfa_changed: null;
   email_changed: null;
   broadcast: null;
@@ -155,6 +157,15 @@ const en: Catalogue = {
         : [p("If this wasn't you, change your password now:"), c.link('Reset my password', `${c.publicUrl}/forgot`)]),
     ],
   }),
+  second_factor_failed: (d, _s, c) => ({
+    subject: 'Someone used your password',
+    blocks: [
+      p(`Your password was entered correctly on ${c.time(d.at)} from ${c.clean(d.device)}${d.ip ? ` (address ${c.clean(d.ip, 64)})` : ''}, but the two-step code was not, so nobody was signed in.`),
+      p("If it wasn't you, someone else knows your password: change it now. Your two-step sign-in kept them out, and a new password keeps it that way:"),
+      c.link('Reset my password', `${c.publicUrl}/forgot`),
+      small('If it was you and you mistyped the code, you can ignore this message.'),
+    ],
+  }),
   mfa_changed: (d, _s, c) => ({
     subject: 'Your two-step sign-in settings changed',
     blocks: [
@@ -252,6 +263,7 @@ const PARSERS: Parsers = {
   password_changed: (d) => [{ email: d.str('email'), at: d.iso('at'), device: d.optStr('device'), ip: d.optStr('ip') }, null],
   reset_prompt: (d) => [{ requestedAt: d.iso('requestedAt'), ip: d.optStr('ip') }, null],
   new_signin: (d, s) => [{ device: d.str('device'), ip: d.optStr('ip'), at: d.iso('at') }, s ? { revokeLink: s.optStr('revokeLink') } : null],
+  second_factor_failed: (d) => [{ device: d.str('device'), ip: d.optStr('ip'), at: d.iso('at') }, null],
   mfa_changed: (d) => [{ change: d.str('change'), at: d.iso('at') }, null],
   email_changed: (d) => [{ oldEmail: d.str('oldEmail'), newEmail: d.str('newEmail'), at: d.iso('at') }, null],
   broadcast: (d) => [{ subject: d.str('subject'), text: d.str('text') }, null],

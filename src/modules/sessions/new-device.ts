@@ -92,4 +92,23 @@ export class NewDeviceNotices implements SignInObserver {
       idempotencyKey: `new_signin:${session.id}`,
     });
   }
+
+  /**
+   * The right password with a wrong two-step code: the owner learns that their password is known,
+   * at most once a day (a guesser who holds the password cannot turn this into an inbox bomb),
+   * in the protective lane like the new-sign-in notice.
+   */
+  async secondFactorFailed(db: Db, userId: string, email: string, device: string, ctx: RequestContext): Promise<void> {
+    const now = this.d.clock.now();
+    await this.d.outbox.enqueue(db, {
+      type: 'second_factor_failed',
+      channel: 'email',
+      userId,
+      recipient: email,
+      // Anonymous: the sender proved the password, not that they are the owner.
+      cause: { kind: 'anonymous', requestId: ctx.requestId, ip: ctx.ip },
+      data: { device, at: new Date(now).toISOString(), ...(ctx.ip ? { ip: ctx.ip } : {}) },
+      idempotencyKey: `second_factor_failed:${userId}:${Math.floor(now / 86_400_000)}`,
+    });
+  }
 }

@@ -48,6 +48,8 @@ export const noSecondFactor: SecondFactor = { required: async () => false, verif
 export interface SignInObserver {
   /** `newDevice`: the browser presented no device cookie known for the account; `device` describes it for people. */
   signedIn(db: Db, userId: string, email: string, session: { id: string; device: string; newDevice: boolean }, ctx: RequestContext): Promise<void>;
+  /** The right password came with a wrong second-factor code: whoever sent it knows the password. */
+  secondFactorFailed?(db: Db, userId: string, email: string, device: string, ctx: RequestContext): Promise<void>;
 }
 
 /**

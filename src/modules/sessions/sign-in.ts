@@ -125,6 +125,8 @@ export class SignInFlow {
       if (!used) {
         // Wrong codes count like wrong passwords, towards the same delays and lock.
         await this.failed(key, account, 'second_factor', ctx, opts, place);
+        // The password was right: tell the owner it is known (OWASP Credential Stuffing cheat sheet).
+        for (const o of this.d.observers) await o.secondFactorFailed?.(this.d.db, account.id, account.email, describeDevice(ctx.userAgent), ctx);
         throw new AppError('invalid_credentials', 'The code is incorrect or was already used.');
       }
       method = `password+${used}`;
