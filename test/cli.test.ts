@@ -46,6 +46,25 @@ describe('floodgate CLI', { timeout: 120_000 }, () => {
     });
   });
 
+  it('signs every account out everywhere with sessions revoke-all, audited with its reason (ASVS 5.0 7.4.5)', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'fg-cli-revoke-'));
+    const e = { FLOODGATE_DATABASE_URL: `sqlite:${join(d, 'fg.db')}`, FLOODGATE_DATA_DIR: d };
+    const s = await createServices(loadConfig(e), { logger: pino({ level: 'silent' }) });
+    try {
+      const created = await Promise.all(['r1@example.test', 'r2@example.test'].map((email) => s.accounts.createByOperator({ email, password: 'revoke all passphrase 9', emailVerified: true }, CLI_CONTEXT, 'test')));
+      const tokens = await Promise.all(created.map((u) => s.storage.db.transaction().execute((trx) => s.sessions.create(trx, u.id, CLI_CONTEXT, 'password'))));
+      for (const t of tokens) expect(await s.sessions.authenticate(t.token)).not.toBeNull();
+      expect((await run(['sessions', 'revoke-all'], e)).status).not.toBe(0); // the reason is required
+      const r = await run(['sessions', 'revoke-all', '--reason', 'credential leak, incident 42'], e);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/revoked 2 live sessions/);
+      for (const t of tokens) expect(await s.sessions.authenticate(t.token)).toBeNull();
+      expect((await s.audit.list()).find((a) => a.action === 'sessions.revoke_all')).toMatchObject({ target: '*', reason: 'credential leak, incident 42' });
+    } finally {
+      await s.storage.close();
+    }
+  });
+
   it('migrates, imports users from a file and creates operator tokens that the API accepts', async () => {
     expect((await run(['migrate'], env)).stdout).toMatch(/applied: 0001-foundation|up to date/);
     expect((await run(['migrate'], env)).stdout).toMatch(/up to date/);

@@ -191,6 +191,22 @@ operators
     });
   });
 
+const sessionsCmd = program.command('sessions').description('Manage the sessions of every account.');
+sessionsCmd
+  .command('revoke-all')
+  .requiredOption('--reason <text>', 'why (kept in the audit log), e.g. "credential leak, incident 42"')
+  .description('Sign every account out everywhere: every live session is revoked at once, in one audited action. Device cookies stay, so owners who sign in again are not new devices.')
+  .action(async (opts: { reason: string }) => {
+    await withServices(async (s) => {
+      const n = await s.storage.db.transaction().execute(async (trx) => {
+        const revoked = await s.sessions.revokeEveryone(trx, 'operator:everyone');
+        await s.audit.record(trx, CLI_OPERATOR, 'sessions.revoke_all', '*', opts.reason, { sessions: revoked });
+        return revoked;
+      });
+      process.stdout.write(`revoked ${n} live session${n === 1 ? '' : 's'} of every account\n`);
+    });
+  });
+
 program
   .command('courier')
   .description('Run only the courier: deliver the outbox until SIGTERM/SIGINT (for serve with FLOODGATE_COURIER=off, or several courier workers on PostgreSQL).')

@@ -121,6 +121,15 @@ export class SessionsService {
     return Number(r.numUpdatedRows);
   }
 
+  /**
+   * Every live session of every account, revoked in the caller's transaction (an operator's answer
+   * to a breach, ASVS 5.0 7.4.5). Device cookies stay: owners signing in again are not strangers.
+   */
+  async revokeEveryone(db: Db, reason: string): Promise<number> {
+    const r = await db.updateTable('sessions').set({ revoked_at: this.d.clock.now(), revoked_reason: reason }).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
   /** Whether the account has a live session used within `withinMs` (a device that can answer a prompt). */
   async hasRecentSession(userId: string, withinMs: number): Promise<boolean> {
     const now = this.d.clock.now();
