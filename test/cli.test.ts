@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { CLI, runCli } from './helpers/cli.js';
 import { loadConfig } from '../src/config/schema.js';
 import { CLI_CONTEXT } from '../src/kernel/context.js';
 import { createServices } from '../src/main.js';
 import pino from 'pino';
+import { freePort } from './helpers/net.js';
 
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -20,9 +20,6 @@ function run(args: string[], env: Record<string, string>, input?: string) {
   return runCli(args, cleanEnv(env), input);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as any).port; s.close(() => res(p)); }); });
-}
 
 // Each case spawns the CLI several times through tsx (seconds each on a loaded 2-core machine).
 describe('floodgate CLI', { timeout: 120_000 }, () => {

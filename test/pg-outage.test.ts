@@ -17,7 +17,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from './helpers/cli.js';
 import { POSTGRES_URL } from './helpers/harness.js';
-import { createCluster, freePort, type Cluster } from './helpers/pg-cluster.js';
+import { createCluster, type Cluster } from './helpers/pg-cluster.js';
+import { freePort } from './helpers/net.js';
 
 const ADMIN = 'outage-test-admin-token-0123456789abcdef';
 const PASSWORD = 'an outage test passphrase 7';

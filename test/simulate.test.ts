@@ -4,7 +4,6 @@
  * `npm run bench`; this keeps the scenarios and their goals working in CI.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -12,12 +11,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/schema.js';
 import { createFloodgate, type Floodgate } from '../src/main.js';
 import { simulate } from '../src/cli/simulate.js';
+import { freePort } from './helpers/net.js';
 
 const ADMIN = 'simulate-admin-token-0123456789';
 
-function freePort(): Promise<number> {
-  return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); });
-}
 
 async function serve(env: Record<string, string> = {}): Promise<{ fg: Floodgate; url: string; smtp: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'fg-sim-'));

@@ -4,7 +4,6 @@
  * with a clear message, never a skip.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -13,6 +12,7 @@ import { loadConfig } from '../../src/config/schema.js';
 import { createFloodgate, type Floodgate } from '../../src/main.js';
 import { ADMIN_TOKEN } from './harness.js';
 import { startSmtpSink, type SmtpSink } from './smtp.js';
+import { freePort } from './net.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const SCREENSHOTS = new URL('../../artifacts/screenshots/', import.meta.url).pathname;
@@ -24,9 +24,6 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); });
-}
 
 export interface Served {
   url: string;
